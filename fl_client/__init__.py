@@ -1,0 +1,1 @@
+"""What an institution installs: tasks, local data loading, the Flower ClientApp, `fl-client`."""

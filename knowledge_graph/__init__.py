@@ -1,0 +1,1 @@
+"""The shared knowledge graph: data set cards, alignment, federation planning, provenance."""

@@ -1,0 +1,1 @@
+"""Whole federations of simulated institutions on one machine (Flower's Simulation Engine)."""
