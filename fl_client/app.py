@@ -1,0 +1,127 @@
+"""The Flower ClientApp an institution runs: receive the global model, train locally, reply.
+
+Each step is a function of its own so that differential privacy (the training step) and
+homomorphic encryption (receiving and packing weights) slot in without touching the rest.
+"""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from fl_client.data import FeatureMapping, LocalData, load_table, prepare
+from fl_client.node import NodeSettings, from_context
+from fl_client.run_config import TrainConfig
+from fl_client.tasks import get_task
+from fl_client.training import (
+    evaluate,
+    make_loader,
+    make_optimizer,
+    pick_device,
+    seed_everything,
+    train_epochs,
+)
+
+NodeResolver = Callable[[Context], NodeSettings]
+
+_torch_threads = threading.Lock()
+
+
+@lru_cache(maxsize=8)
+def _local_data(
+    path: Path, mtime: float, task_name: str, mapping_json: str, test_fraction: float, seed: int
+) -> LocalData:
+    task = get_task(task_name)
+    mapping = FeatureMapping.from_json(mapping_json) if mapping_json else None
+    df = load_table(path, task.schema, mapping)
+    return prepare(df, task.schema, test_fraction, seed)
+
+
+def local_data(node: NodeSettings, cfg: TrainConfig, mapping_json: str) -> LocalData:
+    """The node's own data, aligned and encoded; cached while the file is unchanged."""
+    mtime = node.data_path.stat().st_mtime if node.data_path.exists() else 0.0
+    return _local_data(node.data_path, mtime, cfg.task, mapping_json, cfg.test_fraction, cfg.seed)
+
+
+def _mapping(msg: Message) -> str:
+    node_cfg = msg.content.config_records.get("node")
+    return str(node_cfg.get("mapping", "")) if node_cfg is not None else ""
+
+
+def _global_model(msg: Message, cfg: TrainConfig) -> torch.nn.Module:
+    model = get_task(cfg.task).build_model()
+    model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
+    return model
+
+
+def _single_thread() -> None:
+    # Simulated institutions share the machine's cores: one thread each trains fastest.
+    with _torch_threads:
+        if torch.get_num_threads() != 1:
+            torch.set_num_threads(1)
+
+
+def build_client_app(resolve: NodeResolver = from_context) -> ClientApp:
+    app = ClientApp()
+
+    @app.query()
+    def identify(msg: Message, context: Context) -> Message:
+        node = resolve(context)
+        from flwr.app import ConfigRecord
+
+        reply = ConfigRecord({"institution": node.institution, "dataset-id": node.dataset_id})
+        return Message(RecordDict({"identity": reply}), reply_to=msg)
+
+    @app.train()
+    def train(msg: Message, context: Context) -> Message:
+        _single_thread()
+        node = resolve(context)
+        cfg = TrainConfig.from_record(msg.content["config"])
+        server_round = int(msg.content["config"].get("server-round", 0))
+        task = get_task(cfg.task)
+        data = local_data(node, cfg, _mapping(msg))
+        device = pick_device()
+        model = _global_model(msg, cfg)
+        seed = cfg.seed * 10_007 + server_round * 101 + zlib.crc32(node.institution.encode()) % 9973
+        seed_everything(seed)
+        loader = make_loader(data.x_train, data.y_train, cfg.batch_size, seed)
+        stats = train_epochs(
+            model,
+            loader,
+            make_optimizer(model, cfg.learning_rate),
+            task.loss(),
+            cfg.local_epochs,
+            device,
+        )
+        metrics = MetricRecord(
+            {"num-examples": data.num_train, "train-loss": stats.loss, "steps": stats.steps}
+        )
+        content = RecordDict({"arrays": ArrayRecord(model.cpu().state_dict()), "metrics": metrics})
+        return Message(content, reply_to=msg)
+
+    @app.evaluate()
+    def evaluate_global(msg: Message, context: Context) -> Message:
+        _single_thread()
+        node = resolve(context)
+        cfg = TrainConfig.from_record(msg.content["config"])
+        task = get_task(cfg.task)
+        data = local_data(node, cfg, _mapping(msg))
+        model = _global_model(msg, cfg)
+        scores = evaluate(model, task, data.x_test, data.y_test, pick_device())
+        # Only keys every node can report: one test split may hold a single class (no AUC).
+        metrics = MetricRecord(
+            {"num-examples": data.num_test, "loss": scores["loss"], "accuracy": scores["accuracy"]}
+        )
+        return Message(RecordDict({"metrics": metrics}), reply_to=msg)
+
+    return app
+
+
+app = build_client_app()
