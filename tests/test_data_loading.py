@@ -50,7 +50,7 @@ def test_unknown_category_is_refused(tmp_path: Path) -> None:
 def test_empty_and_header_only_files(tmp_path: Path) -> None:
     empty = tmp_path / "empty.csv"
     empty.write_text("")
-    with pytest.raises(DataError, match="empty.csv: the file is empty"):
+    with pytest.raises(DataError, match=r"empty\.csv: the file is empty"):
         load_table(empty, TASK.schema)
     header = tmp_path / "header.csv"
     header.write_text(",".join(TASK.reference_data().columns) + "\n")
@@ -61,7 +61,7 @@ def test_empty_and_header_only_files(tmp_path: Path) -> None:
 def test_malformed_csv_and_missing_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text('a,b\n1,"unterminated\n')
-    with pytest.raises(DataError, match="bad.csv: cannot be parsed"):
+    with pytest.raises(DataError, match=r"bad\.csv: cannot be parsed"):
         load_table(bad, TASK.schema)
     with pytest.raises(DataError, match="no such file"):
         load_table(tmp_path / "nope.csv", TASK.schema)
