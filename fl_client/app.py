@@ -12,11 +12,13 @@ from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import torch
-from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from fl_client.data import FeatureMapping, LocalData, load_table, prepare
+from fl_client.data import FeatureMapping, FeatureStats, LocalData, load_table, prepare, split
 from fl_client.node import NodeSettings, from_context
 from fl_client.run_config import TrainConfig
 from fl_client.tasks import get_task
@@ -35,19 +37,32 @@ _torch_threads = threading.Lock()
 
 
 @lru_cache(maxsize=8)
-def _local_data(
-    path: Path, mtime: float, task_name: str, mapping_json: str, test_fraction: float, seed: int
-) -> LocalData:
+def _frame(path: Path, mtime: float, task_name: str, mapping_json: str) -> pd.DataFrame:
     task = get_task(task_name)
     mapping = FeatureMapping.from_json(mapping_json) if mapping_json else None
-    df = load_table(path, task.schema, mapping)
-    return prepare(df, task.schema, test_fraction, seed)
+    return load_table(path, task.schema, mapping)
 
 
-def local_data(node: NodeSettings, cfg: TrainConfig, mapping_json: str) -> LocalData:
-    """The node's own data, aligned and encoded; cached while the file is unchanged."""
+def local_frame(node: NodeSettings, cfg: TrainConfig, mapping_json: str) -> pd.DataFrame:
+    """The node's own table, aligned to the task; cached while the file is unchanged."""
     mtime = node.data_path.stat().st_mtime if node.data_path.exists() else 0.0
-    return _local_data(node.data_path, mtime, cfg.task, mapping_json, cfg.test_fraction, cfg.seed)
+    return _frame(node.data_path, mtime, cfg.task, mapping_json)
+
+
+def local_data(node: NodeSettings, cfg: TrainConfig, msg: Message) -> LocalData:
+    """Split and encode, on the federation's feature statistics when the run shares them."""
+    df = local_frame(node, cfg, _mapping(msg))
+    stats_json = str(msg.content["config"].get("feature-stats", ""))
+    stats = FeatureStats.from_json(stats_json) if stats_json else None
+    return prepare(df, get_task(cfg.task).schema, cfg.test_fraction, cfg.seed, stats)
+
+
+def local_stats(node: NodeSettings, cfg: TrainConfig, msg: Message) -> np.ndarray:
+    """This node's contribution to the federation-wide feature statistics (train split only)."""
+    schema = get_task(cfg.task).schema
+    train, _ = split(local_frame(node, cfg, _mapping(msg)), schema, cfg.test_fraction, cfg.seed)
+    st = FeatureStats.of(train, schema)
+    return np.array([st.count, *st.total, *st.total_sq], dtype=np.float64)
 
 
 def _mapping(msg: Message) -> str:
@@ -72,12 +87,17 @@ def build_client_app(resolve: NodeResolver = from_context) -> ClientApp:
     app = ClientApp()
 
     @app.query()
-    def identify(msg: Message, context: Context) -> Message:
+    def query(msg: Message, context: Context) -> Message:
         node = resolve(context)
-        from flwr.app import ConfigRecord
-
-        reply = ConfigRecord({"institution": node.institution, "dataset-id": node.dataset_id})
-        return Message(RecordDict({"identity": reply}), reply_to=msg)
+        what = str(msg.content["query"]["what"])
+        if what == "identity":
+            reply = ConfigRecord({"institution": node.institution, "dataset-id": node.dataset_id})
+            return Message(RecordDict({"identity": reply}), reply_to=msg)
+        if what == "feature-stats":
+            cfg = TrainConfig.from_record(msg.content["config"])
+            stats = ArrayRecord([local_stats(node, cfg, msg)])
+            return Message(RecordDict({"stats": stats}), reply_to=msg)
+        raise ValueError(f"unknown query {what!r}; client and server versions differ")
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
@@ -86,7 +106,7 @@ def build_client_app(resolve: NodeResolver = from_context) -> ClientApp:
         cfg = TrainConfig.from_record(msg.content["config"])
         server_round = int(msg.content["config"].get("server-round", 0))
         task = get_task(cfg.task)
-        data = local_data(node, cfg, _mapping(msg))
+        data = local_data(node, cfg, msg)
         device = pick_device()
         model = _global_model(msg, cfg)
         seed = cfg.seed * 10_007 + server_round * 101 + zlib.crc32(node.institution.encode()) % 9973
@@ -112,7 +132,7 @@ def build_client_app(resolve: NodeResolver = from_context) -> ClientApp:
         node = resolve(context)
         cfg = TrainConfig.from_record(msg.content["config"])
         task = get_task(cfg.task)
-        data = local_data(node, cfg, _mapping(msg))
+        data = local_data(node, cfg, msg)
         model = _global_model(msg, cfg)
         scores = evaluate(model, task, data.x_test, data.y_test, pick_device())
         # Only keys every node can report: one test split may hold a single class (no AUC).

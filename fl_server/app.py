@@ -22,6 +22,7 @@ from fl_server.federation import (
     FederationPlan,
     FederationResult,
     RoundListener,
+    collect_feature_stats,
     identify_nodes,
     run_rounds,
     wait_for_nodes,
@@ -37,6 +38,8 @@ class ServerSettings:
     connect_timeout: float = 300.0
     round_timeout: float = 3600.0
     plan: FederationPlan = field(default_factory=FederationPlan)
+    # "federated": standardise on federation-wide totals; "local": each institution's own.
+    scaling: str = "federated"
 
 
 def initial_model(task_name: str, seed: int) -> ArrayRecord:
@@ -59,17 +62,24 @@ def run_federation(
         min_available_nodes=min(settings.min_clients, n),
     )
     cfg = settings.train
-    return run_rounds(
+    config = cfg.to_record()
+    stats = None
+    if settings.scaling == "federated":
+        stats = collect_feature_stats(grid, names, settings.plan, config, settings.round_timeout)
+        config["feature-stats"] = stats.to_json()
+    result = run_rounds(
         grid,
         strategy,
         initial_model(cfg.task, cfg.seed),
-        cfg.to_record(),
+        config,
         num_rounds=cfg.total_rounds,
         names=names,
         plan=settings.plan,
         timeout=settings.round_timeout,
         listeners=listeners,
     )
+    result.feature_stats = stats
+    return result
 
 
 def settings_from_run_config(context: Context) -> ServerSettings:
@@ -84,7 +94,11 @@ def settings_from_run_config(context: Context) -> ServerSettings:
         learning_rate=float(rc.get("learning-rate", task.learning_rate)),
         seed=int(rc.get("seed", 0)),
     )
-    return ServerSettings(train=train, min_clients=int(rc.get("min-clients", 2)))
+    return ServerSettings(
+        train=train,
+        min_clients=int(rc.get("min-clients", 2)),
+        scaling=str(rc.get("scaling", "federated")),
+    )
 
 
 app = ServerApp()

@@ -14,9 +14,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
+
+from fl_client.data import FeatureStats
 
 log = logging.getLogger("fedkg.federation")
 
@@ -43,6 +46,7 @@ class FederationResult:
     arrays: ArrayRecord
     rounds: list[RoundRecord]
     institutions: dict[int, str]
+    feature_stats: FeatureStats | None = None
 
 
 class RoundListener(Protocol):
@@ -93,6 +97,40 @@ def identify_nodes(grid: Grid, node_ids: Sequence[int], timeout: float) -> dict[
             continue
         names[nid] = str(reply.content["identity"]["institution"])
     return names
+
+
+def collect_feature_stats(
+    grid: Grid,
+    names: dict[int, str],
+    plan: FederationPlan,
+    train_config: ConfigRecord,
+    timeout: float,
+) -> FeatureStats:
+    """Sum every eligible institution's feature statistics (count, sums, sums of squares).
+
+    Only totals are needed; individual contributions are not kept.
+    """
+    query = RecordDict({"query": ConfigRecord({"what": "feature-stats"}), "config": train_config})
+    messages = _with_node_config(
+        (Message(query, dst_node_id=nid, message_type=MessageType.QUERY) for nid in names),
+        names,
+        plan,
+    )
+    total: np.ndarray | None = None
+    for reply in grid.send_and_receive(messages, timeout=timeout):
+        who = names.get(reply.metadata.src_node_id, "?")
+        if reply.has_error():
+            log.warning("%s sent no feature statistics: %s", who, reply.error.reason)
+            continue
+        vec = next(iter(reply.content["stats"].values())).numpy().astype(np.float64)
+        if total is not None and vec.shape != total.shape:
+            log.warning("%s sent feature statistics of the wrong shape; ignored", who)
+            continue
+        total = vec if total is None else total + vec
+    if total is None:
+        raise FederationError("no institution returned feature statistics; check their logs")
+    k = (len(total) - 1) // 2
+    return FeatureStats(float(total[0]), tuple(total[1 : k + 1]), tuple(total[k + 1 :]))
 
 
 def _with_node_config(

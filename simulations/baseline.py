@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from fl_client.data import Encoder, split
+from fl_client.data import Encoder, FeatureStats, split
 from fl_client.tasks.base import Task
 from fl_client.training import (
     make_loader,
@@ -37,12 +37,15 @@ def institution_splits(
 
 
 def evaluate_federated(
-    model: nn.Module, task: Task, splits: Sequence[tuple[pd.DataFrame, pd.DataFrame]]
+    model: nn.Module,
+    task: Task,
+    splits: Sequence[tuple[pd.DataFrame, pd.DataFrame]],
+    stats: FeatureStats | None = None,
 ) -> Pooled:
-    """Each institution encodes its own test split with its own statistics, as it would."""
+    """Each institution encodes its own test split as its ClientApp does, predictions pooled."""
     ys, ps = [], []
     for train, test in splits:
-        enc = Encoder(task.schema).fit(train)
+        enc = Encoder(task.schema).fit_stats(stats) if stats else Encoder(task.schema).fit(train)
         ys.append(enc.labels(test))
         ps.append(predict_proba(model, enc.features(test), torch.device("cpu")))
     return Pooled(np.concatenate(ys), np.concatenate(ps))

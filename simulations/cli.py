@@ -55,7 +55,7 @@ def _execute(cfg: SimulationConfig) -> dict:
 def run_command(
     scenario: Annotated[str, typer.Argument(help=f"one of: {', '.join(SCENARIOS)}")],
     clients: Annotated[int, typer.Option(help="number of simulated institutions")] = 5,
-    rounds: Annotated[int, typer.Option(help="federated rounds")] = 5,
+    rounds: Annotated[int, typer.Option(help="federated rounds")] = 10,
     task: Annotated[str | None, typer.Option(help="task (default: the scenario's)")] = None,
     partition: Annotated[str, typer.Option(help="iid or dirichlet (label skew)")] = "dirichlet",
     alpha: Annotated[
@@ -66,6 +66,9 @@ def run_command(
     local_epochs: Annotated[int | None, typer.Option(help="local epochs per round")] = None,
     batch_size: Annotated[int | None, typer.Option(help="local batch size")] = None,
     learning_rate: Annotated[float | None, typer.Option(help="local learning rate")] = None,
+    scaling: Annotated[
+        str, typer.Option(help="federated: standardise on federation-wide totals; local: own")
+    ] = "federated",
     ray_address: Annotated[
         str | None, typer.Option(help="run on a Ray cluster, e.g. 10.0.0.5:6379 or 'auto'")
     ] = None,
@@ -97,8 +100,10 @@ def demo(
     """The banks scenario (5 institutions, non-IID), then the hospitals scenario."""
 
     def both() -> None:
-        _execute(SimulationConfig(scenario="banks", clients=5, rounds=5, out=out / "banks"))
-        _execute(SimulationConfig(scenario="hospitals", clients=5, rounds=5, out=out / "hospitals"))
+        _execute(SimulationConfig(scenario="banks", clients=5, rounds=10, out=out / "banks"))
+        _execute(
+            SimulationConfig(scenario="hospitals", clients=5, rounds=10, out=out / "hospitals")
+        )
         console.print(
             f"\n[bold green]Demo complete.[/] Results in {out}/banks and {out}/hospitals."
         )

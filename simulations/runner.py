@@ -7,6 +7,7 @@ them exactly as a deployed institution would; only the transport differs.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -39,7 +40,7 @@ class SimulationConfig:
     scenario: str = "banks"
     task: str | None = None
     clients: int = 5
-    rounds: int = 5
+    rounds: int = 10
     partition: str = "dirichlet"
     alpha: float = 1.0
     seed: int = 42
@@ -48,6 +49,7 @@ class SimulationConfig:
     batch_size: int | None = None
     learning_rate: float | None = None
     test_fraction: float = 0.2
+    scaling: str = "federated"
     ray_address: str | None = None
     cpus: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -120,7 +122,9 @@ def run(
         seed=cfg.seed,
         test_fraction=cfg.test_fraction,
     )
-    settings = ServerSettings(train=train, min_clients=cfg.clients, connect_timeout=120)
+    settings = ServerSettings(
+        train=train, min_clients=cfg.clients, connect_timeout=120, scaling=cfg.scaling
+    )
     progress = _Progress(on_round)
     holder: dict[str, FederationResult] = {}
 
@@ -142,7 +146,7 @@ def run(
     splits = baseline.institution_splits(federation.frames, task, cfg.test_fraction, cfg.seed)
     model = task.build_model()
     model.load_state_dict(result.arrays.to_torch_state_dict())
-    fed = baseline.evaluate_federated(model, task, splits)
+    fed = baseline.evaluate_federated(model, task, splits, result.feature_stats)
     central = baseline.train_centralized(
         task,
         splits,
@@ -171,6 +175,7 @@ def run(
 
 
 def _run_engine(server_app: ServerApp, client_app: Any, cfg: SimulationConfig) -> None:
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     init_args: dict[str, Any] = {"include_dashboard": False}
     if cfg.ray_address:
         init_args["address"] = cfg.ray_address
@@ -178,7 +183,7 @@ def _run_engine(server_app: ServerApp, client_app: Any, cfg: SimulationConfig) -
         init_args["num_cpus"] = cfg.cpus
     flwr_logger = logging.getLogger("flwr")
     level = flwr_logger.level
-    flwr_logger.setLevel(logging.WARNING)
+    flwr_logger.setLevel(logging.ERROR)  # our round driver reports what matters
     try:
         run_simulation(
             server_app=server_app,
@@ -215,6 +220,7 @@ def _metrics(
         "batch_size": train.batch_size,
         "learning_rate": train.learning_rate,
         "test_fraction": cfg.test_fraction,
+        "scaling": cfg.scaling,
         "run_id": train.run_id,
         **cfg.extra,
     }

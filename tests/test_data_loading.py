@@ -95,3 +95,20 @@ def load_table_from_reference(name: str) -> pd.DataFrame:
 
     task = get_task(name)
     return validate_frame(task.reference_data(), task.schema)
+
+
+def test_federated_statistics_equal_pooled_ones() -> None:
+    from fl_client.data import Encoder, FeatureStats
+
+    task = get_task("breast-cancer")
+    df = load_table_from_reference("breast-cancer")
+    parts = [df.iloc[:100], df.iloc[100:350], df.iloc[350:]]
+    total = FeatureStats.of(parts[0], task.schema)
+    for p in parts[1:]:
+        total = total + FeatureStats.of(p, task.schema)
+    total = FeatureStats.from_json(total.to_json())
+    fed = Encoder(task.schema).fit_stats(total)
+    pooled = Encoder(task.schema).fit(df)
+    assert np.allclose(fed.mean, pooled.mean) and np.allclose(fed.std, pooled.std)
+    local = Encoder(task.schema).fit(parts[0])
+    assert not np.allclose(local.mean, pooled.mean)

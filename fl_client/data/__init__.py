@@ -3,7 +3,7 @@
 from fl_client.data.errors import DataError
 from fl_client.data.loading import load_table, read_table, validate_frame
 from fl_client.data.mapping import ColumnRule, FeatureMapping
-from fl_client.data.preprocess import Encoder, LocalData, prepare, split
+from fl_client.data.preprocess import Encoder, FeatureStats, LocalData, prepare, split
 from fl_client.data.schema import Column, Schema
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "DataError",
     "Encoder",
     "FeatureMapping",
+    "FeatureStats",
     "LocalData",
     "Schema",
     "load_table",

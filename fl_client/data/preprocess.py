@@ -7,6 +7,7 @@ institution produces the same feature layout.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,8 +34,44 @@ class LocalData:
         return len(self.y_test)
 
 
+@dataclass(frozen=True)
+class FeatureStats:
+    """Sufficient statistics of the numeric columns: they add up across institutions.
+
+    Summed over the federation (under encryption when HE is on, so the coordinator sees only
+    totals), they let every institution standardise on the same scale. Standardising on
+    local statistics alone breaks under label skew: a hospital that sees mostly malignant
+    tumours would centre its features on malignant ones.
+    """
+
+    count: float
+    total: tuple[float, ...]
+    total_sq: tuple[float, ...]
+
+    @classmethod
+    def of(cls, df: pd.DataFrame, schema: Schema) -> FeatureStats:
+        cols = [c.name for c in schema.columns if c.kind == "numeric"]
+        x = df[cols].to_numpy(dtype=np.float64)
+        return cls(float(len(x)), tuple(x.sum(axis=0)), tuple((x**2).sum(axis=0)))
+
+    def __add__(self, other: FeatureStats) -> FeatureStats:
+        return FeatureStats(
+            self.count + other.count,
+            tuple(np.add(self.total, other.total)),
+            tuple(np.add(self.total_sq, other.total_sq)),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps([self.count, list(self.total), list(self.total_sq)])
+
+    @classmethod
+    def from_json(cls, text: str) -> FeatureStats:
+        count, total, total_sq = json.loads(text)
+        return cls(float(count), tuple(total), tuple(total_sq))
+
+
 class Encoder:
-    """Fitted on one split, applied to any other of the same institution."""
+    """Fitted on one split (or on federation-wide statistics), applied to any other."""
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
@@ -46,13 +83,20 @@ class Encoder:
         return df[cols].to_numpy(dtype=np.float64)
 
     def fit(self, df: pd.DataFrame) -> Encoder:
-        num = self._numeric(df)
-        if self.schema.modality == "image":
-            self.mean = np.full(num.shape[1], num.mean())
-            self.std = np.full(num.shape[1], max(float(num.std()), 1e-6))
+        return self.fit_stats(FeatureStats.of(df, self.schema))
+
+    def fit_stats(self, stats: FeatureStats) -> Encoder:
+        total, total_sq = np.asarray(stats.total), np.asarray(stats.total_sq)
+        n = max(stats.count, 1.0)
+        if self.schema.modality == "image":  # one scale for all pixels
+            n_all = n * len(total)
+            mean = total.sum() / n_all
+            var = total_sq.sum() / n_all - mean**2
+            self.mean = np.full(len(total), mean)
+            self.std = np.full(len(total), max(float(np.sqrt(max(var, 0.0))), 1e-6))
         else:
-            self.mean = num.mean(axis=0)
-            std = num.std(axis=0)
+            self.mean = total / n
+            std = np.sqrt(np.maximum(total_sq / n - self.mean**2, 0.0))
             self.std = np.where(std < 1e-9, 1.0, std)
         return self
 
@@ -97,8 +141,13 @@ def split(
 
 
 def prepare(
-    df: pd.DataFrame, schema: Schema, test_fraction: float = 0.2, seed: int = 0
+    df: pd.DataFrame,
+    schema: Schema,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    stats: FeatureStats | None = None,
 ) -> LocalData:
+    """Split, then encode: with federation-wide `stats` if given, else the local train split's."""
     train, test = split(df, schema, test_fraction, seed)
-    enc = Encoder(schema).fit(train)
+    enc = Encoder(schema).fit_stats(stats) if stats else Encoder(schema).fit(train)
     return LocalData(enc.features(train), enc.labels(train), enc.features(test), enc.labels(test))

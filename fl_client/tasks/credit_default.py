@@ -148,5 +148,5 @@ TASK = Task(
     purpose="credit-risk",
     learning_rate=0.05,
     batch_size=32,
-    local_epochs=2,
+    local_epochs=3,
 )
