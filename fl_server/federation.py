@@ -65,6 +65,27 @@ def record_bytes(content: RecordDict) -> int:
     return sum(len(a.data) for rec in content.array_records.values() for a in rec.values())
 
 
+def exchange(
+    grid: Grid, messages: Iterable[Message], timeout: float, poll: float = 0.1
+) -> list[Message]:
+    """Push messages and collect the replies until all arrived or `timeout` passed.
+
+    The same contract as `Grid.send_and_receive`, polling every `poll` seconds instead of
+    Flower's fixed 3 s, which otherwise adds up to 3 s to every round trip in deployment.
+    """
+    pending = set(grid.push_messages(messages))
+    deadline = time.monotonic() + timeout
+    replies: list[Message] = []
+    while pending:
+        got = list(grid.pull_messages(pending))
+        replies.extend(got)
+        pending.difference_update(m.metadata.reply_to_message_id for m in got)
+        if not pending or time.monotonic() >= deadline:
+            break
+        time.sleep(poll)
+    return replies
+
+
 def wait_for_nodes(grid: Grid, minimum: int, timeout: float, poll: float = 0.5) -> list[int]:
     deadline = time.monotonic() + timeout
     while True:
@@ -90,7 +111,7 @@ def identify_nodes(grid: Grid, node_ids: Sequence[int], timeout: float) -> dict[
         for nid in node_ids
     ]
     names: dict[int, str] = {}
-    for reply in grid.send_and_receive(messages, timeout=timeout):
+    for reply in exchange(grid, messages, timeout):
         nid = reply.metadata.src_node_id
         if reply.has_error():
             log.warning("node %s did not identify itself: %s", nid, reply.error.reason)
@@ -117,7 +138,7 @@ def collect_feature_stats(
         plan,
     )
     total: np.ndarray | None = None
-    for reply in grid.send_and_receive(messages, timeout=timeout):
+    for reply in exchange(grid, messages, timeout):
         who = names.get(reply.metadata.src_node_id, "?")
         if reply.has_error():
             log.warning("%s sent no feature statistics: %s", who, reply.error.reason)
@@ -207,7 +228,7 @@ def run_rounds(
         if not sent:
             raise FederationError(f"round {rnd}: no eligible institution is connected")
         bytes_down = sum(record_bytes(m.content) for m in sent)
-        replies = list(grid.send_and_receive(sent, timeout=timeout))
+        replies = exchange(grid, sent, timeout)
         bytes_up = sum(record_bytes(m.content) for m in replies if not m.has_error())
         valid, rejected = screen_replies(replies, names, expect_arrays=True)
         answered = {names.get(m.metadata.src_node_id) for m in replies}
@@ -228,7 +249,7 @@ def run_rounds(
             strategy.configure_evaluate(rnd, arrays, train_config, grid), names, plan
         )
         bytes_down += sum(record_bytes(m.content) for m in evaluated)
-        eval_replies = list(grid.send_and_receive(evaluated, timeout=timeout))
+        eval_replies = exchange(grid, evaluated, timeout)
         eval_valid, _ = screen_replies(eval_replies, names, expect_arrays=False)
         eval_metrics = strategy.aggregate_evaluate(rnd, eval_valid)
 
