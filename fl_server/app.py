@@ -10,18 +10,24 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 from flwr.app import ArrayRecord, Context
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
 
+from fl_client.data import FeatureStats
 from fl_client.run_config import TrainConfig
 from fl_client.tasks import get_task
+from fl_server.checkpoint import CheckpointStore
 from fl_server.federation import (
+    FederationError,
     FederationPlan,
     FederationResult,
     RoundListener,
+    RoundRecord,
     collect_feature_stats,
     identify_nodes,
     run_rounds,
@@ -40,6 +46,8 @@ class ServerSettings:
     plan: FederationPlan = field(default_factory=FederationPlan)
     # "federated": standardise on federation-wide totals; "local": each institution's own.
     scaling: str = "federated"
+    checkpoint_dir: Path | None = None
+    resume: bool = False
 
 
 def initial_model(task_name: str, seed: int) -> ArrayRecord:
@@ -63,23 +71,51 @@ def run_federation(
     )
     cfg = settings.train
     config = cfg.to_record()
+    store = CheckpointStore(settings.checkpoint_dir) if settings.checkpoint_dir else None
+    resumed = store.latest(cfg.run_id) if store and settings.resume else None
+    if settings.resume and resumed is None:
+        raise FederationError(f"run {cfg.run_id} has no checkpoint to resume from")
     stats = None
-    if settings.scaling == "federated":
+    if resumed is not None and resumed.state.get("feature-stats"):
+        stats = FeatureStats.from_json(resumed.state["feature-stats"])
+    elif settings.scaling == "federated":
         stats = collect_feature_stats(grid, names, settings.plan, config, settings.round_timeout)
+    if stats is not None:
         config["feature-stats"] = stats.to_json()
+    if resumed is not None:
+        # The last finished round may not have reached every listener before the crash.
+        done = RoundRecord(**resumed.state["record"])
+        for listener in listeners:
+            listener.on_round(done)
     result = run_rounds(
         grid,
         strategy,
-        initial_model(cfg.task, cfg.seed),
+        resumed.arrays if resumed else initial_model(cfg.task, cfg.seed),
         config,
         num_rounds=cfg.total_rounds,
         names=names,
         plan=settings.plan,
         timeout=settings.round_timeout,
+        start_round=resumed.round + 1 if resumed else 1,
         listeners=listeners,
+        checkpoints=_StatsCheckpoints(store, stats) if store else None,
+        run_id=cfg.run_id,
     )
     result.feature_stats = stats
+    if resumed is not None and not result.rounds:
+        result.arrays = resumed.arrays
     return result
+
+
+class _StatsCheckpoints(CheckpointStore):
+    """Checkpoints that also carry the run's feature statistics, needed to resume."""
+
+    def __init__(self, store: CheckpointStore, stats: FeatureStats | None) -> None:
+        super().__init__(store.directory, store.keep)
+        self._stats = stats.to_json() if stats else ""
+
+    def save(self, run_id: str, rnd: int, arrays: ArrayRecord, state: dict[str, Any]) -> Path:
+        return super().save(run_id, rnd, arrays, {**state, "feature-stats": self._stats})
 
 
 def settings_from_run_config(context: Context) -> ServerSettings:
@@ -94,10 +130,15 @@ def settings_from_run_config(context: Context) -> ServerSettings:
         learning_rate=float(rc.get("learning-rate", task.learning_rate)),
         seed=int(rc.get("seed", 0)),
     )
+    checkpoint_dir = str(rc.get("checkpoint-dir", ""))
     return ServerSettings(
         train=train,
         min_clients=int(rc.get("min-clients", 2)),
+        connect_timeout=float(rc.get("connect-timeout", 300.0)),
+        round_timeout=float(rc.get("round-timeout", 3600.0)),
         scaling=str(rc.get("scaling", "federated")),
+        checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
+        resume=bool(rc.get("resume", False)),
     )
 
 

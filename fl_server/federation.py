@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -20,6 +20,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
 from fl_client.data import FeatureStats
+from fl_server.checkpoint import CheckpointStore
 
 log = logging.getLogger("fedkg.federation")
 
@@ -216,7 +217,11 @@ def run_rounds(
     timeout: float = 3600.0,
     start_round: int = 1,
     listeners: Sequence[RoundListener] = (),
+    checkpoints: CheckpointStore | None = None,
+    run_id: str = "run",
 ) -> FederationResult:
+    """Rounds `start_round`..`num_rounds`; each finished round is checkpointed before listeners
+    hear of it, so a record in the database always has its global state on disk."""
     plan = plan or FederationPlan()
     arrays = initial_arrays
     records: list[RoundRecord] = []
@@ -272,6 +277,8 @@ def run_rounds(
             epsilon=epsilon,
         )
         records.append(record)
+        if checkpoints is not None:
+            checkpoints.save(run_id, rnd, arrays, {"record": asdict(record)})
         for listener in listeners:
             listener.on_round(record)
     return FederationResult(arrays=arrays, rounds=records, institutions=names)

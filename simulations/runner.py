@@ -50,6 +50,8 @@ class SimulationConfig:
     learning_rate: float | None = None
     test_fraction: float = 0.2
     scaling: str = "federated"
+    checkpoint_dir: Path | None = None
+    resume_run: str | None = None
     ray_address: str | None = None
     cpus: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -113,7 +115,7 @@ def run(
     cfg.out.mkdir(parents=True, exist_ok=True)
     federation = build_federation(cfg, task)
     train = TrainConfig(
-        run_id=uuid.uuid4().hex[:12],
+        run_id=cfg.resume_run or uuid.uuid4().hex[:12],
         task=task.name,
         total_rounds=cfg.rounds,
         local_epochs=cfg.local_epochs or task.local_epochs,
@@ -123,7 +125,12 @@ def run(
         test_fraction=cfg.test_fraction,
     )
     settings = ServerSettings(
-        train=train, min_clients=cfg.clients, connect_timeout=120, scaling=cfg.scaling
+        train=train,
+        min_clients=cfg.clients,
+        connect_timeout=120,
+        scaling=cfg.scaling,
+        checkpoint_dir=cfg.checkpoint_dir or cfg.out / "checkpoints",
+        resume=cfg.resume_run is not None,
     )
     progress = _Progress(on_round)
     holder: dict[str, FederationResult] = {}

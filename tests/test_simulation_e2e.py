@@ -115,3 +115,25 @@ def test_cli_reports_bad_input_in_one_line(tmp_path: Path) -> None:
     assert res.returncode == 2
     assert "unknown scenario 'airlines'" in res.stdout
     assert "Traceback" not in res.stdout + res.stderr
+
+
+def test_resume_after_crash_equals_uninterrupted_run(tmp_path: Path) -> None:
+    """A run stopped after round 2 and resumed to round 4 ends where a straight run ends."""
+    import torch
+
+    common = dict(scenario="banks", clients=2, partition="iid", seed=3, cpus=2)
+    straight = tmp_path / "straight"
+    run(SimulationConfig(rounds=4, out=straight, **common))
+    ckpts = tmp_path / "ckpts"
+    first = run(SimulationConfig(rounds=2, out=tmp_path / "a", checkpoint_dir=ckpts, **common))
+    run_id = first["config"]["run_id"]
+    resumed = run(
+        SimulationConfig(
+            rounds=4, out=tmp_path / "b", checkpoint_dir=ckpts, resume_run=run_id, **common
+        )
+    )
+    assert [r["round"] for r in resumed["rounds"]] == [3, 4]
+    a = torch.load(straight / "model.pt")
+    b = torch.load(tmp_path / "b" / "model.pt")
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5), k
