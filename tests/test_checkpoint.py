@@ -9,7 +9,7 @@ from fl_server.checkpoint import CheckpointError, CheckpointStore
 
 def _arrays(value: float) -> ArrayRecord:
     return ArrayRecord(
-        {"w": np.full((3, 2), value, np.float32), "ct": np.arange(10, dtype=np.uint8)}
+        {"w": Array(np.full((3, 2), value, np.float32)), "ct": Array(np.arange(10, dtype=np.uint8))}
     )
 
 
