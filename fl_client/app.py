@@ -7,10 +7,12 @@ homomorphic encryption (receiving and packing weights) slot in without touching 
 from __future__ import annotations
 
 import threading
+import time
 import zlib
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -30,6 +32,9 @@ from fl_client.training import (
     seed_everything,
     train_epochs,
 )
+
+if TYPE_CHECKING:
+    from privacy.he.context import SecretContext
 
 NodeResolver = Callable[[Context], NodeSettings]
 
@@ -70,10 +75,60 @@ def _mapping(msg: Message) -> str:
     return str(node_cfg.get("mapping", "")) if node_cfg is not None else ""
 
 
-def _global_model(msg: Message, cfg: TrainConfig) -> torch.nn.Module:
+def _secret_context(msg: Message, node: NodeSettings) -> SecretContext | None:
+    """The federation's secret context when this round's model travels encrypted."""
+    if "he" not in msg.content.config_records:
+        return None
+    if node.he_context is None:
+        raise ValueError(
+            "the federation encrypts model updates but this node has no secret HE context; "
+            'start it with he-context="/path/secret.ctx" in its node config'
+        )
+    from privacy.he.keys import load_secret_context
+
+    return load_secret_context(node.he_context)
+
+
+def _global_model(
+    msg: Message, cfg: TrainConfig, ctx: SecretContext | None, timings: dict[str, float]
+) -> torch.nn.Module:
     model = get_task(cfg.task).build_model()
-    model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
+    if ctx is None:
+        model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
+        return model
+    from fl_server.strategy.he_records import unpack_global
+
+    started = time.perf_counter()
+    template = {k: v.numpy() for k, v in model.state_dict().items()}
+    state = unpack_global(ctx, msg.content, template)
+    timings["he-decrypt-s"] = time.perf_counter() - started
+    model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()})
     return model
+
+
+def _reply(
+    msg: Message,
+    model: torch.nn.Module,
+    ctx: SecretContext | None,
+    num_examples: int,
+    metrics: dict[str, float],
+) -> Message:
+    if ctx is None:
+        content = RecordDict(
+            {
+                "arrays": ArrayRecord(model.cpu().state_dict()),
+                "metrics": MetricRecord({"num-examples": num_examples, **metrics}),
+            }
+        )
+        return Message(content, reply_to=msg)
+    from fl_server.strategy.he_records import pack_update
+
+    started = time.perf_counter()
+    state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    metrics = {**metrics, "he-encrypt-s": 0.0}
+    content = pack_update(ctx, msg.content, state, num_examples, metrics)
+    content["metrics"]["he-encrypt-s"] = time.perf_counter() - started
+    return Message(content, reply_to=msg)
 
 
 def _single_thread() -> None:
@@ -108,7 +163,9 @@ def build_client_app(resolve: NodeResolver = from_context) -> ClientApp:
         task = get_task(cfg.task)
         data = local_data(node, cfg, msg)
         device = pick_device()
-        model = _global_model(msg, cfg)
+        ctx = _secret_context(msg, node)
+        timings: dict[str, float] = {}
+        model = _global_model(msg, cfg, ctx, timings)
         seed = cfg.seed * 10_007 + server_round * 101 + zlib.crc32(node.institution.encode()) % 9973
         seed_everything(seed)
         loader = make_loader(data.x_train, data.y_train, cfg.batch_size, seed)
@@ -120,11 +177,13 @@ def build_client_app(resolve: NodeResolver = from_context) -> ClientApp:
             cfg.local_epochs,
             device,
         )
-        metrics = MetricRecord(
-            {"num-examples": data.num_train, "train-loss": stats.loss, "steps": stats.steps}
+        return _reply(
+            msg,
+            model,
+            ctx,
+            data.num_train,
+            {"train-loss": stats.loss, "steps": float(stats.steps), **timings},
         )
-        content = RecordDict({"arrays": ArrayRecord(model.cpu().state_dict()), "metrics": metrics})
-        return Message(content, reply_to=msg)
 
     @app.evaluate()
     def evaluate_global(msg: Message, context: Context) -> Message:
@@ -133,12 +192,17 @@ def build_client_app(resolve: NodeResolver = from_context) -> ClientApp:
         cfg = TrainConfig.from_record(msg.content["config"])
         task = get_task(cfg.task)
         data = local_data(node, cfg, msg)
-        model = _global_model(msg, cfg)
+        ctx = _secret_context(msg, node)
+        model = _global_model(msg, cfg, ctx, {})
         scores = evaluate(model, task, data.x_test, data.y_test, pick_device())
         # Only keys every node can report: one test split may hold a single class (no AUC).
-        metrics = MetricRecord(
-            {"num-examples": data.num_test, "loss": scores["loss"], "accuracy": scores["accuracy"]}
-        )
+        values = {"loss": scores["loss"], "accuracy": scores["accuracy"]}
+        if ctx is None:
+            metrics = MetricRecord({"num-examples": data.num_test, **values})
+        else:  # the coordinator learns a coarse weight, not the size of the test split
+            from fl_server.strategy.he_records import metric_record
+
+            metrics = metric_record(values, data.num_test)
         return Message(RecordDict({"metrics": metrics}), reply_to=msg)
 
     return app

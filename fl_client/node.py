@@ -21,6 +21,9 @@ class NodeSettings:
     data_path: Path
     dataset_id: str
     state_dir: Path
+    he_context: Path | None = (
+        None  # the federation's secret CKKS context, when updates are encrypted
+    )
 
 
 def from_context(context: Context) -> NodeSettings:
@@ -29,11 +32,13 @@ def from_context(context: Context) -> NodeSettings:
         institution = str(cfg.get("institution", f"node-{context.node_id}"))
         data_path = Path(str(cfg["data-path"])).expanduser()
         state_dir = Path(str(cfg.get("state-dir", Path.home() / ".fedkg" / institution)))
+        he = str(cfg.get("he-context", ""))
         return NodeSettings(
             institution=institution,
             data_path=data_path,
             dataset_id=str(cfg.get("dataset-id", data_path.stem)),
             state_dir=state_dir.expanduser(),
+            he_context=Path(he).expanduser() if he else None,
         )
     if "partition-id" in cfg:
         return _simulated_partition(context)

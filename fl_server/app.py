@@ -48,6 +48,8 @@ class ServerSettings:
     scaling: str = "federated"
     checkpoint_dir: Path | None = None
     resume: bool = False
+    # The federation's public CKKS context: updates are summed encrypted. None: plaintext FedAvg.
+    he_public_context: Path | None = None
 
 
 def initial_model(task_name: str, seed: int) -> ArrayRecord:
@@ -56,19 +58,28 @@ def initial_model(task_name: str, seed: int) -> ArrayRecord:
     return ArrayRecord(get_task(task_name).build_model().state_dict())
 
 
+def make_strategy(settings: ServerSettings, connected: int) -> FedAvg:
+    """Flower's FedAvg, or its encrypted twin when the run has a public HE context."""
+    sampling = {
+        "fraction_train": 1.0,
+        "fraction_evaluate": 1.0,
+        "min_train_nodes": min(settings.min_clients, connected),
+        "min_evaluate_nodes": min(settings.min_clients, connected),
+        "min_available_nodes": min(settings.min_clients, connected),
+    }
+    if settings.he_public_context is None:
+        return FedAvg(**sampling)
+    from fl_server.strategy.encrypted_fedavg import EncryptedFedAvg
+
+    return EncryptedFedAvg(settings.he_public_context, **sampling)
+
+
 def run_federation(
     grid: Grid, settings: ServerSettings, listeners: Sequence[RoundListener] = ()
 ) -> FederationResult:
     nodes = wait_for_nodes(grid, settings.min_clients, settings.connect_timeout)
     names = identify_nodes(grid, nodes, timeout=settings.round_timeout)
-    n = len(names)
-    strategy = FedAvg(
-        fraction_train=1.0,
-        fraction_evaluate=1.0,
-        min_train_nodes=min(settings.min_clients, n),
-        min_evaluate_nodes=min(settings.min_clients, n),
-        min_available_nodes=min(settings.min_clients, n),
-    )
+    strategy = make_strategy(settings, len(names))
     cfg = settings.train
     config = cfg.to_record()
     store = CheckpointStore(settings.checkpoint_dir) if settings.checkpoint_dir else None
@@ -131,6 +142,7 @@ def settings_from_run_config(context: Context) -> ServerSettings:
         seed=int(rc.get("seed", 0)),
     )
     checkpoint_dir = str(rc.get("checkpoint-dir", ""))
+    he_public = str(rc.get("he-public-context", ""))
     return ServerSettings(
         train=train,
         min_clients=int(rc.get("min-clients", 2)),
@@ -139,6 +151,7 @@ def settings_from_run_config(context: Context) -> ServerSettings:
         scaling=str(rc.get("scaling", "federated")),
         checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
         resume=bool(rc.get("resume", False)),
+        he_public_context=Path(he_public) if he_public else None,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
@@ -40,6 +41,23 @@ class RoundRecord:
     bytes_down: int
     seconds: float
     epsilon: dict[str, float] = field(default_factory=dict)
+    per_client: dict[str, dict[str, float]] = field(default_factory=dict)
+    he: dict[str, float] = field(default_factory=dict)
+
+
+# What an institution reports about its own round that the coordinator keeps per client.
+_PER_CLIENT_METRICS = frozenset({"epsilon", "train-loss", "he-encrypt-s", "he-decrypt-s"})
+
+
+def _is_encrypted_strategy(strategy: Strategy) -> bool:
+    return hasattr(strategy, "context") and hasattr(strategy, "rejections")
+
+
+def _he_stats(strategy: Strategy, rnd: int) -> dict[str, float]:
+    stats = getattr(strategy, "round_stats", {}).get(rnd)
+    if stats is None:
+        return {}
+    return {"sum_seconds": float(stats.sum_seconds)}
 
 
 @dataclass
@@ -170,38 +188,66 @@ def _with_node_config(
     return out
 
 
+def _reason(msg: Message, expected: ArrayRecord | None, expect_arrays: bool) -> str | None:
+    if msg.has_error():
+        return msg.error.reason.strip().splitlines()[-1] if msg.error.reason else "error reply"
+    c = msg.content
+    metrics = list(c.metric_records.values())
+    if len(metrics) != 1 or "num-examples" not in metrics[0]:
+        return "reply carries no metrics with num-examples"
+    if not expect_arrays:
+        return None
+    if len(c.array_records) != 1:
+        return "reply carries no model update"
+    if expected is None:  # encrypted: the strategy checks what it can without the key
+        return None
+    update = next(iter(c.array_records.values()))
+    if list(update.keys()) != list(expected.keys()):
+        return "update's layers differ from the global model's (wrong task or version?)"
+    for name, arr in update.items():
+        ref = expected[name]
+        if tuple(arr.shape) != tuple(ref.shape) or arr.dtype != ref.dtype:
+            return (
+                f"update's layer {name!r} has shape {tuple(arr.shape)}, expected {tuple(ref.shape)}"
+            )
+        if not np.isfinite(arr.numpy()).all():
+            return f"update's layer {name!r} holds NaN or infinite values"
+    return None
+
+
 def screen_replies(
-    replies: Iterable[Message], names: dict[int, str], *, expect_arrays: bool
+    replies: Iterable[Message],
+    names: dict[int, str],
+    *,
+    expect_arrays: bool,
+    expected: ArrayRecord | None = None,
 ) -> tuple[list[Message], dict[str, str]]:
-    """Keep well-formed replies; a malformed one is refused with its reason, never aggregated."""
-    valid: list[Message] = []
+    """Keep well-formed replies; a malformed one is refused with its reason, never aggregated.
+
+    `expected` is the plaintext global model an update must match layer by layer. Metric
+    names must agree across replies (Flower's aggregation requires it): the names most
+    replies carry win, so one odd reply cannot spoil the round for everybody.
+    """
     rejected: dict[str, str] = {}
-    reference: tuple[frozenset[str], ...] | None = None
+    candidates: list[tuple[str, Message]] = []
     for msg in replies:
         who = names.get(msg.metadata.src_node_id, f"node-{msg.metadata.src_node_id}")
-        if msg.has_error():
-            rejected[who] = (
-                msg.error.reason.strip().splitlines()[-1] if msg.error.reason else "error"
-            )
-            continue
-        c = msg.content
-        if len(c.metric_records) != 1 or "num-examples" not in next(
-            iter(c.metric_records.values())
-        ):
-            rejected[who] = "reply carries no metrics with num-examples"
-            continue
-        if expect_arrays and len(c.array_records) != 1:
-            rejected[who] = "reply carries no model update"
-            continue
-        shape = tuple(
-            frozenset(r.keys()) for r in (*c.array_records.values(), *c.metric_records.values())
-        )
-        if reference is None:
-            reference = shape
-        elif shape != reference:
-            rejected[who] = "reply's layout differs from the other institutions' (wrong model?)"
-            continue
-        valid.append(msg)
+        reason = _reason(msg, expected, expect_arrays)
+        if reason is None:
+            candidates.append((who, msg))
+        else:
+            rejected[who] = reason
+    keys = Counter(
+        frozenset(next(iter(m.content.metric_records.values())).keys()) for _, m in candidates
+    )
+    valid: list[Message] = []
+    if keys:
+        common = max(keys.items(), key=lambda kv: (kv[1], sorted(kv[0])))[0]
+        for who, msg in candidates:
+            if frozenset(next(iter(msg.content.metric_records.values())).keys()) == common:
+                valid.append(msg)
+            else:
+                rejected[who] = "reply's metrics differ from the other institutions' (version?)"
     return valid, rejected
 
 
@@ -232,49 +278,62 @@ def run_rounds(
         )
         if not sent:
             raise FederationError(f"round {rnd}: no eligible institution is connected")
-        bytes_down = sum(record_bytes(m.content) for m in sent)
+        per_client: dict[str, dict[str, float]] = {
+            names[m.metadata.dst_node_id]: {"bytes_down": record_bytes(m.content)} for m in sent
+        }
         replies = exchange(grid, sent, timeout)
-        bytes_up = sum(record_bytes(m.content) for m in replies if not m.has_error())
-        valid, rejected = screen_replies(replies, names, expect_arrays=True)
+        for m in replies:
+            who = names.get(m.metadata.src_node_id)
+            if who in per_client and not m.has_error():
+                per_client[who]["bytes_up"] = record_bytes(m.content)
+        encrypted = _is_encrypted_strategy(strategy)
+        valid, rejected = screen_replies(
+            replies, names, expect_arrays=True, expected=None if encrypted else arrays
+        )
         answered = {names.get(m.metadata.src_node_id) for m in replies}
-        for m in sent:
-            who = names[m.metadata.dst_node_id]
+        for who in per_client:
             if who not in answered:
                 rejected.setdefault(who, f"no reply within {timeout:.0f} s")
+        new_arrays, train_metrics = strategy.aggregate_train(rnd, valid)
+        for nid, why in getattr(strategy, "rejections", {}).get(rnd, {}).items():
+            rejected[names.get(nid, f"node-{nid}")] = why
         for who, why in rejected.items():
             log.warning("round %d: %s left out: %s", rnd, who, why)
-        new_arrays, train_metrics = strategy.aggregate_train(rnd, valid)
         if new_arrays is None:
             raise FederationError(
-                f"round {rnd}: no institution returned a usable update ({'; '.join(rejected.values())})"
+                f"round {rnd}: no institution returned a usable update "
+                f"({'; '.join(f'{k}: {v}' for k, v in rejected.items())})"
             )
         arrays = new_arrays
+        contributors = [m for m in valid if names[m.metadata.src_node_id] not in rejected]
+        for m in contributors:
+            reported = next(iter(m.content.metric_records.values()))
+            per_client[names[m.metadata.src_node_id]].update(
+                {k: float(v) for k, v in reported.items() if k in _PER_CLIENT_METRICS}  # type: ignore[arg-type]
+            )
 
         evaluated = _with_node_config(
             strategy.configure_evaluate(rnd, arrays, train_config, grid), names, plan
         )
-        bytes_down += sum(record_bytes(m.content) for m in evaluated)
+        for m in evaluated:
+            entry = per_client.setdefault(names[m.metadata.dst_node_id], {"bytes_down": 0})
+            entry["bytes_down"] = entry.get("bytes_down", 0) + record_bytes(m.content)
         eval_replies = exchange(grid, evaluated, timeout)
         eval_valid, _ = screen_replies(eval_replies, names, expect_arrays=False)
         eval_metrics = strategy.aggregate_evaluate(rnd, eval_valid)
 
-        epsilon = {
-            names[m.metadata.src_node_id]: float(
-                next(iter(m.content.metric_records.values()))["epsilon"]
-            )
-            for m in valid
-            if "epsilon" in next(iter(m.content.metric_records.values()))
-        }
         record = RoundRecord(
             round=rnd,
             metrics={k: float(v) for k, v in (eval_metrics or {}).items()},  # type: ignore[arg-type]
             train_metrics={k: float(v) for k, v in (train_metrics or {}).items()},  # type: ignore[arg-type]
-            clients=sorted(names[m.metadata.src_node_id] for m in valid),
+            clients=sorted(names[m.metadata.src_node_id] for m in contributors),
             rejected=rejected,
-            bytes_up=bytes_up,
-            bytes_down=bytes_down,
+            bytes_up=int(sum(c.get("bytes_up", 0) for c in per_client.values())),
+            bytes_down=int(sum(c.get("bytes_down", 0) for c in per_client.values())),
             seconds=time.perf_counter() - started,
-            epsilon=epsilon,
+            epsilon={who: c["epsilon"] for who, c in per_client.items() if "epsilon" in c},
+            per_client=per_client,
+            he=_he_stats(strategy, rnd),
         )
         records.append(record)
         if checkpoints is not None:

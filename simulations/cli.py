@@ -69,6 +69,9 @@ def run_command(
     scaling: Annotated[
         str, typer.Option(help="federated: standardise on federation-wide totals; local: own")
     ] = "federated",
+    he: Annotated[
+        bool, typer.Option("--he/--no-he", help="sum updates under CKKS encryption")
+    ] = True,
     ray_address: Annotated[
         str | None, typer.Option(help="run on a Ray cluster, e.g. 10.0.0.5:6379 or 'auto'")
     ] = None,
@@ -87,6 +90,8 @@ def run_command(
         local_epochs=local_epochs,
         batch_size=batch_size,
         learning_rate=learning_rate,
+        scaling=scaling,
+        he=he,
         ray_address=ray_address,
         cpus=cpus,
     )

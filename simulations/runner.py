@@ -50,6 +50,7 @@ class SimulationConfig:
     learning_rate: float | None = None
     test_fraction: float = 0.2
     scaling: str = "federated"
+    he: bool = True
     checkpoint_dir: Path | None = None
     resume_run: str | None = None
     ray_address: str | None = None
@@ -72,6 +73,8 @@ class Federation:
 
     nodes: list[NodeSettings]
     frames: list[pd.DataFrame]
+    he_public: Path | None = None
+    he_secret: Path | None = None
 
 
 def build_federation(cfg: SimulationConfig, task: Task) -> Federation:
@@ -81,6 +84,11 @@ def build_federation(cfg: SimulationConfig, task: Task) -> Federation:
     parts = partition_indices(labels, cfg.clients, cfg.partition, cfg.alpha, cfg.seed)  # type: ignore[arg-type]
     data_dir = cfg.out / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
+    keys = None
+    if cfg.he:  # the key ceremony, played by the simulation on behalf of the institutions
+        from privacy.he.keys import generate_keys
+
+        keys = generate_keys((cfg.out / "keys").resolve(), force=True)
     nodes, frames = [], []
     for i, idx in enumerate(parts):
         name = scenario.institution(i)
@@ -89,11 +97,17 @@ def build_federation(cfg: SimulationConfig, task: Task) -> Federation:
         frame.to_csv(path, index=False)
         nodes.append(
             NodeSettings(
-                name, path.resolve(), f"{task.name}@{name}", (cfg.out / "state" / name).resolve()
+                name,
+                path.resolve(),
+                f"{task.name}@{name}",
+                (cfg.out / "state" / name).resolve(),
+                he_context=keys.secret if keys else None,
             )
         )
         frames.append(frame)
-    return Federation(nodes, frames)
+    if keys is None:
+        return Federation(nodes, frames)
+    return Federation(nodes, frames, he_public=keys.public, he_secret=keys.secret)
 
 
 class _Progress:
@@ -131,6 +145,7 @@ def run(
         scaling=cfg.scaling,
         checkpoint_dir=cfg.checkpoint_dir or cfg.out / "checkpoints",
         resume=cfg.resume_run is not None,
+        he_public_context=federation.he_public,
     )
     progress = _Progress(on_round)
     holder: dict[str, FederationResult] = {}
@@ -151,8 +166,7 @@ def run(
     result = holder["result"]
 
     splits = baseline.institution_splits(federation.frames, task, cfg.test_fraction, cfg.seed)
-    model = task.build_model()
-    model.load_state_dict(result.arrays.to_torch_state_dict())
+    model = final_model(task, result, federation)
     fed = baseline.evaluate_federated(model, task, splits, result.feature_stats)
     central = baseline.train_centralized(
         task,
@@ -164,7 +178,7 @@ def run(
     )
     metrics = _metrics(cfg, train, task, federation, result, fed, central, seconds)
     report.write_json(cfg.out / "metrics.json", metrics)
-    torch.save(result.arrays.to_torch_state_dict(), cfg.out / "model.pt")
+    torch.save(model.state_dict(), cfg.out / "model.pt")
     report.plot_rounds(metrics, cfg.out)
     if task.is_binary:
         report.plot_roc(
@@ -179,6 +193,26 @@ def run(
             cfg.out,
         )
     return metrics
+
+
+def final_model(task: Task, result: FederationResult, federation: Federation) -> torch.nn.Module:
+    """The final global model, decrypted where the secret key is (an institution's side)."""
+    model = task.build_model()
+    if federation.he_secret is None:
+        model.load_state_dict(result.arrays.to_torch_state_dict())
+        return model
+    from flwr.app import RecordDict
+
+    from fl_server.strategy import he_records as wire
+    from privacy.he.keys import load_secret_context
+
+    meta = wire.read_meta(result.arrays)
+    spec = wire.RoundSpec(meta.fingerprint, meta.server_round, meta.cohort, meta.values)
+    instruction = RecordDict({"arrays": result.arrays, "he": spec.to_record()})
+    template = {k: v.numpy() for k, v in model.state_dict().items()}
+    state = wire.unpack_global(load_secret_context(federation.he_secret), instruction, template)
+    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()})
+    return model
 
 
 def _run_engine(server_app: ServerApp, client_app: Any, cfg: SimulationConfig) -> None:
@@ -228,6 +262,7 @@ def _metrics(
         "learning_rate": train.learning_rate,
         "test_fraction": cfg.test_fraction,
         "scaling": cfg.scaling,
+        "he": cfg.he,
         "run_id": train.run_id,
         **cfg.extra,
     }
