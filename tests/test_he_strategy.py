@@ -250,9 +250,9 @@ def test_error_replies_duplicates_and_strangers_are_left_out(keys) -> None:
     failed = Message(Error(code=0, reason="out of budget"), reply_to=sent[11])
     # An instruction from another coordinator run, to a node this round did not ask.
     elsewhere = strategy(keys[1]).configure_train(
-        1, initial_arrays(), ConfigRecord(), StaticGrid([44])
+        1, initial_arrays(), ConfigRecord(), StaticGrid([44, 55])
     )
-    unknown = reply(sk, next(iter(elsewhere)))
+    unknown = reply(sk, next(m for m in elsewhere if m.metadata.dst_node_id == 44))
     good = reply(sk, sent[22])
     arrays, _ = strat.aggregate_train(
         1, [failed, good, reply(sk, sent[22]), unknown, reply(sk, sent[33])]
