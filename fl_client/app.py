@@ -17,26 +17,33 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from fl_client.data import FeatureMapping, FeatureStats, LocalData, load_table, prepare, split
+from fl_client.data import (
+    DataError,
+    FeatureMapping,
+    FeatureStats,
+    LocalData,
+    load_table,
+    prepare,
+    split,
+)
 from fl_client.node import NodeSettings, from_context
+from fl_client.private_round import train_round
 from fl_client.run_config import TrainConfig
 from fl_client.tasks import get_task
-from fl_client.training import (
-    evaluate,
-    make_loader,
-    make_optimizer,
-    pick_device,
-    seed_everything,
-    train_epochs,
-)
+from fl_client.training import evaluate, pick_device, seed_everything
+from privacy.dp import BudgetExceeded, DPConfig, DPError
 
 if TYPE_CHECKING:
     from privacy.he.context import SecretContext
 
 NodeResolver = Callable[[Context], NodeSettings]
+
+# The institution's own decisions: answered as a refusal the coordinator records, not a crash.
+REFUSED = 600
+_REFUSALS = (BudgetExceeded, DPError, DataError)
 
 _torch_threads = threading.Lock()
 
@@ -138,6 +145,28 @@ def _single_thread() -> None:
             torch.set_num_threads(1)
 
 
+def _train(msg: Message, node: NodeSettings) -> Message:
+    config = msg.content["config"]
+    cfg = TrainConfig.from_record(config)
+    server_round = int(config.get("server-round", 0))
+    task = get_task(cfg.task)
+    dp = DPConfig.from_record(config)
+    data = local_data(node, cfg, msg)
+    ctx = _secret_context(msg, node)
+    timings: dict[str, float] = {}
+    model = _global_model(msg, cfg, ctx, timings)
+    seed = cfg.seed * 10_007 + server_round * 101 + zlib.crc32(node.institution.encode()) % 9973
+    seed_everything(seed)
+    outcome = train_round(node, cfg, dp, server_round, task, data, model, pick_device(), seed)
+    metrics = {
+        "train-loss": outcome.stats.loss,
+        "steps": float(outcome.stats.steps),
+        **outcome.metrics,
+        **timings,
+    }
+    return _reply(msg, outcome.model, ctx, data.num_train, metrics)
+
+
 def build_client_app(resolve: NodeResolver = from_context) -> ClientApp:
     app = ClientApp()
 
@@ -158,32 +187,10 @@ def build_client_app(resolve: NodeResolver = from_context) -> ClientApp:
     def train(msg: Message, context: Context) -> Message:
         _single_thread()
         node = resolve(context)
-        cfg = TrainConfig.from_record(msg.content["config"])
-        server_round = int(msg.content["config"].get("server-round", 0))
-        task = get_task(cfg.task)
-        data = local_data(node, cfg, msg)
-        device = pick_device()
-        ctx = _secret_context(msg, node)
-        timings: dict[str, float] = {}
-        model = _global_model(msg, cfg, ctx, timings)
-        seed = cfg.seed * 10_007 + server_round * 101 + zlib.crc32(node.institution.encode()) % 9973
-        seed_everything(seed)
-        loader = make_loader(data.x_train, data.y_train, cfg.batch_size, seed)
-        stats = train_epochs(
-            model,
-            loader,
-            make_optimizer(model, cfg.learning_rate),
-            task.loss(),
-            cfg.local_epochs,
-            device,
-        )
-        return _reply(
-            msg,
-            model,
-            ctx,
-            data.num_train,
-            {"train-loss": stats.loss, "steps": float(stats.steps), **timings},
-        )
+        try:
+            return _train(msg, node)
+        except _REFUSALS as exc:
+            return Message(Error(code=REFUSED, reason=f"{node.institution}: {exc}"), reply_to=msg)
 
     @app.evaluate()
     def evaluate_global(msg: Message, context: Context) -> Message:

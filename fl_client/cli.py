@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fl_client.cli_budget import budget_command
 from fl_client.cli_keys import keys_app
 from fl_client.data import DataError, FeatureMapping, load_table, prepare
 from fl_client.tasks import UnknownTaskError, get_task, list_tasks
@@ -19,6 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(keys_app, name="keys")
+app.command("budget")(budget_command)
 console = Console()
 
 

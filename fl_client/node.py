@@ -24,6 +24,13 @@ class NodeSettings:
     he_context: Path | None = (
         None  # the federation's secret CKKS context, when updates are encrypted
     )
+    ledger: Path | None = None  # the privacy ledger; default state_dir/ledger.db
+    dp_budget: float = 10.0  # a data set's budget until the institution sets its own
+    allow_no_dp: bool = False  # join runs that train without differential privacy
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.ledger or self.state_dir / "ledger.db"
 
 
 def from_context(context: Context) -> NodeSettings:
@@ -33,12 +40,16 @@ def from_context(context: Context) -> NodeSettings:
         data_path = Path(str(cfg["data-path"])).expanduser()
         state_dir = Path(str(cfg.get("state-dir", Path.home() / ".fedkg" / institution)))
         he = str(cfg.get("he-context", ""))
+        ledger = str(cfg.get("ledger", ""))
         return NodeSettings(
             institution=institution,
             data_path=data_path,
             dataset_id=str(cfg.get("dataset-id", data_path.stem)),
             state_dir=state_dir.expanduser(),
             he_context=Path(he).expanduser() if he else None,
+            ledger=Path(ledger).expanduser() if ledger else None,
+            dp_budget=float(cfg.get("dp-budget", 10.0)),
+            allow_no_dp=_flag(cfg.get("allow-no-dp", False)),
         )
     if "partition-id" in cfg:
         return _simulated_partition(context)
@@ -72,4 +83,9 @@ def _simulated_partition(context: Context) -> NodeSettings:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         df.iloc[parts[pid]].to_csv(tmp, index=False)
         os.replace(tmp, path)
-    return NodeSettings(name, path, f"{task.name}-{name}", root / "state" / name)
+    # A researcher's own simulation: the run config decides whether it is private.
+    return NodeSettings(name, path, f"{task.name}-{name}", root / "state" / name, allow_no_dp=True)
+
+
+def _flag(value: object) -> bool:
+    return value is True or str(value).strip().lower() in {"1", "true", "yes"}

@@ -33,6 +33,7 @@ from fl_server.federation import (
     run_rounds,
     wait_for_nodes,
 )
+from privacy.dp.config import DPConfig
 
 log = logging.getLogger("fedkg.server")
 
@@ -50,6 +51,9 @@ class ServerSettings:
     resume: bool = False
     # The federation's public CKKS context: updates are summed encrypted. None: plaintext FedAvg.
     he_public_context: Path | None = None
+    # DP-SGD every institution applies (private by default). None: a non-private run, which
+    # institutions refuse unless they allow it.
+    dp: DPConfig | None = field(default_factory=DPConfig)
 
 
 def initial_model(task_name: str, seed: int) -> ArrayRecord:
@@ -81,7 +85,7 @@ def run_federation(
     names = identify_nodes(grid, nodes, timeout=settings.round_timeout)
     strategy = make_strategy(settings, len(names))
     cfg = settings.train
-    config = cfg.to_record()
+    config = cfg.to_record(**(settings.dp.to_record() if settings.dp else {"dp": False}))
     store = CheckpointStore(settings.checkpoint_dir) if settings.checkpoint_dir else None
     resumed = store.latest(cfg.run_id) if store and settings.resume else None
     if settings.resume and resumed is None:
@@ -152,6 +156,20 @@ def settings_from_run_config(context: Context) -> ServerSettings:
         checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
         resume=bool(rc.get("resume", False)),
         he_public_context=Path(he_public) if he_public else None,
+        dp=dp_from_run_config(rc),
+    )
+
+
+def dp_from_run_config(rc: Any) -> DPConfig | None:
+    if str(rc.get("dp", True)).lower() in {"false", "0", "no"}:
+        return None
+    noise = rc.get("dp-noise-multiplier")
+    return DPConfig(
+        target_epsilon=None if noise is not None else float(rc.get("dp-epsilon", 3.0)),
+        noise_multiplier=float(noise) if noise is not None else None,
+        delta=float(rc.get("dp-delta", 1e-5)),
+        max_grad_norm=float(rc.get("max-grad-norm", 1.0)),
+        accountant=str(rc.get("dp-accountant", "prv")),
     )
 
 

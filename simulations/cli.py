@@ -72,6 +72,24 @@ def run_command(
     he: Annotated[
         bool, typer.Option("--he/--no-he", help="sum updates under CKKS encryption")
     ] = True,
+    dp: Annotated[
+        bool, typer.Option("--dp/--no-dp", help="train with DP-SGD at every institution")
+    ] = True,
+    dp_epsilon: Annotated[
+        float, typer.Option(help="privacy target for the whole run (all rounds)")
+    ] = 8.0,
+    dp_delta: Annotated[float, typer.Option(help="DP delta; below 1/records")] = 1e-5,
+    max_grad_norm: Annotated[float, typer.Option(help="per-sample gradient clip norm")] = 1.0,
+    home: Annotated[
+        Path | None,
+        typer.Option(help="where the institutions' keys and ledgers live (default: --out)"),
+    ] = None,
+    checkpoint_dir: Annotated[
+        Path | None, typer.Option(help="per-round checkpoints (default: OUT/checkpoints)")
+    ] = None,
+    resume: Annotated[
+        str | None, typer.Option(help="continue run RUN_ID from its last completed round")
+    ] = None,
     ray_address: Annotated[
         str | None, typer.Option(help="run on a Ray cluster, e.g. 10.0.0.5:6379 or 'auto'")
     ] = None,
@@ -92,6 +110,13 @@ def run_command(
         learning_rate=learning_rate,
         scaling=scaling,
         he=he,
+        dp=dp,
+        dp_epsilon=dp_epsilon,
+        dp_delta=dp_delta,
+        max_grad_norm=max_grad_norm,
+        home=home,
+        checkpoint_dir=checkpoint_dir,
+        resume_run=resume,
         ray_address=ray_address,
         cpus=cpus,
     )
@@ -119,6 +144,6 @@ def demo(
 def _guarded(fn: object) -> None:
     try:
         fn()  # type: ignore[operator]
-    except (ValueError, KeyError, FileNotFoundError) as exc:
+    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None

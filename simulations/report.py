@@ -52,6 +52,33 @@ def plot_rounds(metrics: dict[str, Any], out: Path) -> Path:
     return path
 
 
+def plot_epsilon(metrics: dict[str, Any], out: Path) -> Path | None:
+    """Privacy spent by each institution over the rounds it took part in."""
+    spent: dict[str, list[tuple[int, float]]] = {}
+    for r in metrics["rounds"]:
+        for who, eps in r.get("epsilon", {}).items():
+            spent.setdefault(who, []).append((r["round"], eps))
+    if not spent:
+        return None
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    for who, points in sorted(spent.items()):
+        xs, ys = zip(*points, strict=True)
+        ax.plot(xs, ys, "o-", ms=3, label=who)
+    target = metrics["config"].get("dp_epsilon")
+    if target:
+        ax.axhline(target, color="#dc2626", ls="--", lw=1, label=f"run target ε={target:g}")
+    ax.set_xlabel("round")
+    ax.set_ylabel("ε spent in this run")
+    ax.set_title(f"privacy spent (δ={metrics['config'].get('dp_delta', 0):g})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = out / "epsilon.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str, out: Path) -> Path:
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
     for label, (y, score) in curves.items():
@@ -75,6 +102,7 @@ def summary_table(metrics: dict[str, Any]) -> Table:
     table.add_column("accuracy", justify="right")
     table.add_column("loss", justify="right")
     table.add_column("institutions", justify="right")
+    table.add_column("max ε", justify="right")
     table.add_column("left out")
     table.add_column("bytes up/down", justify="right")
     for r in metrics["rounds"]:
@@ -84,13 +112,14 @@ def summary_table(metrics: dict[str, Any]) -> Table:
             f"{m.get('accuracy', float('nan')):.3f}",
             f"{m.get('loss', float('nan')):.3f}",
             str(len(r["clients"])),
+            f"{max(r['epsilon'].values()):.2f}" if r.get("epsilon") else "-",
             ", ".join(sorted(r.get("rejected", {}))) or "-",
             f"{r['bytes_up']:,} / {r['bytes_down']:,}",
         )
     fin, cen = metrics["final"], metrics["centralized"]
     for label, row in (("final", fin), ("central", cen)):
         extra = f"auc {row['auc']:.3f}" if "auc" in row else ""
-        table.add_row(label, f"{row['accuracy']:.3f}", "", "", extra, "", style="bold")
+        table.add_row(label, f"{row['accuracy']:.3f}", "", "", "", extra, "", style="bold")
     return table
 
 

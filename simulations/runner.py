@@ -28,6 +28,7 @@ from fl_client.tasks import get_task
 from fl_client.tasks.base import Task
 from fl_server.app import ServerSettings, run_federation
 from fl_server.federation import FederationResult, RoundRecord
+from privacy.dp import DPConfig
 from simulations import baseline, report
 from simulations.partition import partition_indices
 from simulations.scenarios import get_scenario
@@ -51,11 +52,31 @@ class SimulationConfig:
     test_fraction: float = 0.2
     scaling: str = "federated"
     he: bool = True
+    dp: bool = True
+    dp_epsilon: float | None = 8.0
+    dp_noise_multiplier: float | None = None
+    dp_delta: float = 1e-5
+    max_grad_norm: float = 1.0
+    # Each simulated institution's budget per data set; default: room for this run.
+    dp_budgets: dict[str, float] = field(default_factory=dict)
     checkpoint_dir: Path | None = None
     resume_run: str | None = None
+    # Durable home of the simulated federation: HE keys, each institution's ledger and noise
+    # secret. Default OUT; a resumed run must use the home of the run it resumes.
+    home: Path | None = None
     ray_address: str | None = None
     cpus: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def dp_config(self) -> DPConfig | None:
+        if not self.dp:
+            return None
+        return DPConfig(
+            target_epsilon=None if self.dp_noise_multiplier is not None else self.dp_epsilon,
+            noise_multiplier=self.dp_noise_multiplier,
+            delta=self.dp_delta,
+            max_grad_norm=self.max_grad_norm,
+        )
 
     def resolved_task(self) -> Task:
         scenario = get_scenario(self.scenario)
@@ -84,11 +105,23 @@ def build_federation(cfg: SimulationConfig, task: Task) -> Federation:
     parts = partition_indices(labels, cfg.clients, cfg.partition, cfg.alpha, cfg.seed)  # type: ignore[arg-type]
     data_dir = cfg.out / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    keys = None
+    home = (cfg.home or cfg.out).resolve()
+    secret: Path | None = None
+    public: Path | None = None
+    default_budget = max(10.0, 2 * (cfg.dp_epsilon or 0.0))
     if cfg.he:  # the key ceremony, played by the simulation on behalf of the institutions
-        from privacy.he.keys import generate_keys
+        from privacy.he.keys import PUBLIC_FILE, SECRET_FILE, generate_keys
 
-        keys = generate_keys((cfg.out / "keys").resolve(), force=True)
+        if cfg.resume_run is None:
+            made = generate_keys(home / "keys", force=True)
+            secret, public = made.secret, made.public
+        else:
+            secret, public = home / "keys" / SECRET_FILE, home / "keys" / PUBLIC_FILE
+            if not secret.exists():
+                raise ValueError(
+                    f"resuming needs the federation's keys in {home / 'keys'}; pass the same "
+                    "--home (or --out) as the run being resumed"
+                )
     nodes, frames = [], []
     for i, idx in enumerate(parts):
         name = scenario.institution(i)
@@ -100,14 +133,14 @@ def build_federation(cfg: SimulationConfig, task: Task) -> Federation:
                 name,
                 path.resolve(),
                 f"{task.name}@{name}",
-                (cfg.out / "state" / name).resolve(),
-                he_context=keys.secret if keys else None,
+                home / "state" / name,
+                he_context=secret,
+                dp_budget=cfg.dp_budgets.get(name, default_budget),
+                allow_no_dp=True,  # the researcher chose --no-dp for simulated data
             )
         )
         frames.append(frame)
-    if keys is None:
-        return Federation(nodes, frames)
-    return Federation(nodes, frames, he_public=keys.public, he_secret=keys.secret)
+    return Federation(nodes, frames, he_public=public, he_secret=secret)
 
 
 class _Progress:
@@ -127,7 +160,11 @@ def run(
     """Run the federation, the centralised baseline, and write metrics.json and plots."""
     task = cfg.resolved_task()
     cfg.out.mkdir(parents=True, exist_ok=True)
+    dp = cfg.dp_config()
     federation = build_federation(cfg, task)
+    if dp is not None:  # refuse up front what every institution would refuse
+        smallest = min(len(f) for f in federation.frames)
+        dp.check_dataset(int(smallest * (1 - cfg.test_fraction)))
     train = TrainConfig(
         run_id=cfg.resume_run or uuid.uuid4().hex[:12],
         task=task.name,
@@ -146,6 +183,7 @@ def run(
         checkpoint_dir=cfg.checkpoint_dir or cfg.out / "checkpoints",
         resume=cfg.resume_run is not None,
         he_public_context=federation.he_public,
+        dp=dp,
     )
     progress = _Progress(on_round)
     holder: dict[str, FederationResult] = {}
@@ -180,6 +218,7 @@ def run(
     report.write_json(cfg.out / "metrics.json", metrics)
     torch.save(model.state_dict(), cfg.out / "model.pt")
     report.plot_rounds(metrics, cfg.out)
+    report.plot_epsilon(metrics, cfg.out)
     if task.is_binary:
         report.plot_roc(
             {
@@ -263,6 +302,17 @@ def _metrics(
         "test_fraction": cfg.test_fraction,
         "scaling": cfg.scaling,
         "he": cfg.he,
+        "dp": cfg.dp,
+        **(
+            {
+                "dp_epsilon": cfg.dp_epsilon if cfg.dp_noise_multiplier is None else None,
+                "dp_noise_multiplier": cfg.dp_noise_multiplier,
+                "dp_delta": cfg.dp_delta,
+                "max_grad_norm": cfg.max_grad_norm,
+            }
+            if cfg.dp
+            else {}
+        ),
         "run_id": train.run_id,
         **cfg.extra,
     }

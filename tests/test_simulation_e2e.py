@@ -53,6 +53,44 @@ def test_plots_and_model_written(banks_run: tuple[Path, dict]) -> None:
     assert len(list((out / "data").glob("bank-*.csv"))) == 3
 
 
+def test_privacy_spent_is_recorded_per_institution_and_round(banks_run: tuple[Path, dict]) -> None:
+    out, metrics = banks_run
+    assert metrics["config"]["dp"] is True and metrics["config"]["dp_epsilon"] == 8.0
+    series: dict[str, list[float]] = {}
+    for r in metrics["rounds"]:
+        assert set(r["epsilon"]) == {"bank-0", "bank-1", "bank-2"}
+        for who, eps in r["epsilon"].items():
+            series.setdefault(who, []).append(eps)
+    for eps in series.values():
+        assert eps == sorted(eps) and 0 < eps[0] < eps[-1] <= 8.0
+        assert eps[-1] > 7.0  # calibrated for the whole run: the last round lands near the target
+    assert (out / "epsilon.png").stat().st_size > 1000
+
+
+def test_an_institution_out_of_budget_is_left_out_and_the_reason_recorded(tmp_path: Path) -> None:
+    metrics = run(
+        SimulationConfig(
+            scenario="banks",
+            clients=3,
+            rounds=2,
+            seed=5,
+            he=False,
+            out=tmp_path,
+            cpus=2,
+            dp_budgets={"bank-1": 1.0},
+        )
+    )
+    for r in metrics["rounds"]:
+        assert r["clients"] == ["bank-0", "bank-2"]
+        assert "budget" in r["rejected"]["bank-1"] and "bank-1" not in r["epsilon"]
+    from privacy.ledger import Ledger
+
+    refused = Ledger(tmp_path / "state" / "bank-1" / "ledger.db")
+    assert refused.charges() == [] and refused.budget("credit-default@bank-1") is None
+    kept = Ledger(tmp_path / "state" / "bank-0" / "ledger.db")
+    assert [c.round for c in kept.charges()] == [1, 2]
+
+
 def test_digits_image_task_runs(tmp_path: Path) -> None:
     metrics = run(
         SimulationConfig(
@@ -121,7 +159,10 @@ def test_resume_after_crash_equals_uninterrupted_run(tmp_path: Path) -> None:
     """A run stopped after round 2 and resumed to round 4 ends where a straight run ends."""
     import torch
 
-    common = dict(scenario="banks", clients=2, partition="iid", seed=3, cpus=2)
+    # Same seed, same federation keys; without DP so that both runs draw identical batches.
+    common = dict(
+        scenario="banks", clients=2, partition="iid", seed=3, cpus=2, dp=False, home=tmp_path
+    )
     straight = tmp_path / "straight"
     run(SimulationConfig(rounds=4, out=straight, **common))
     ckpts = tmp_path / "ckpts"
@@ -143,7 +184,9 @@ def test_encrypted_aggregation_equals_plaintext_fedavg(tmp_path: Path) -> None:
     """3 rounds, 5 institutions: the model decrypted at every institution is FedAvg's."""
     import torch
 
-    common = dict(scenario="hospitals", clients=5, rounds=3, partition="dirichlet", seed=11, cpus=2)
+    common = dict(
+        scenario="hospitals", clients=5, rounds=3, partition="dirichlet", seed=11, cpus=2, dp=False
+    )
     enc = run(SimulationConfig(out=tmp_path / "he", he=True, **common))
     plain = run(SimulationConfig(out=tmp_path / "plain", he=False, **common))
     a = torch.load(tmp_path / "he" / "model.pt")
