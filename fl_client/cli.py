@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fl_client.cli_audit import audit as audit_command
 from fl_client.cli_budget import budget_command
 from fl_client.cli_keys import keys_app
 from fl_client.data import DataError, FeatureMapping, load_table, prepare
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(keys_app, name="keys")
 app.command("budget")(budget_command)
+app.command("audit")(audit_command)
 console = Console()
 
 

@@ -80,6 +80,9 @@ def run_command(
     ] = 8.0,
     dp_delta: Annotated[float, typer.Option(help="DP delta; below 1/records")] = 1e-5,
     max_grad_norm: Annotated[float, typer.Option(help="per-sample gradient clip norm")] = 1.0,
+    audit: Annotated[
+        bool, typer.Option(help="after training, run membership attacks at every institution")
+    ] = False,
     home: Annotated[
         Path | None,
         typer.Option(help="where the institutions' keys and ledgers live (default: --out)"),
@@ -115,6 +118,7 @@ def run_command(
         dp_delta=dp_delta,
         max_grad_norm=max_grad_norm,
         home=home,
+        audit=audit,
         checkpoint_dir=checkpoint_dir,
         resume_run=resume,
         ray_address=ray_address,

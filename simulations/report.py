@@ -123,5 +123,27 @@ def summary_table(metrics: dict[str, Any]) -> Table:
     return table
 
 
+def audit_table(metrics: dict[str, Any]) -> Table:
+    table = Table(title="membership-inference audit (95% intervals)")
+    for col in ("institution", "attack", "AUC", "TPR@1%FPR", "empirical ε ≥", "accountant ε"):
+        table.add_column(col, justify="left" if col in ("institution", "attack") else "right")
+    for who, rep in metrics["audit"].items():
+        promised = rep["accountant_epsilon"]
+        for name, a in rep["attacks"].items():
+            lo, hi = a["auc_ci"]
+            table.add_row(
+                who,
+                name,
+                f"{a['auc']:.3f} [{lo:.2f}, {hi:.2f}]",
+                f"{a['tpr_at_1pct_fpr']:.3f}",
+                f"{a['epsilon_lower_bound']:.2f}",
+                f"{promised:.2f}" if promised is not None else "∞ (no DP)",
+            )
+    return table
+
+
 def print_summary(metrics: dict[str, Any], console: Console | None = None) -> None:
-    (console or Console()).print(summary_table(metrics))
+    out = console or Console()
+    out.print(summary_table(metrics))
+    if "audit" in metrics:
+        out.print(audit_table(metrics))

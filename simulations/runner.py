@@ -64,6 +64,8 @@ class SimulationConfig:
     # Durable home of the simulated federation: HE keys, each institution's ledger and noise
     # secret. Default OUT; a resumed run must use the home of the run it resumes.
     home: Path | None = None
+    # After the final round, every institution runs membership-inference attacks on its data.
+    audit: bool = False
     ray_address: str | None = None
     cpus: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -215,6 +217,26 @@ def run(
         seed=cfg.seed,
     )
     metrics = _metrics(cfg, train, task, federation, result, fed, central, seconds)
+    if cfg.audit:
+        from simulations.audit import audit_institutions
+
+        last_eps: dict[str, float] = {}
+        for r in result.rounds:
+            last_eps.update(r.epsilon)
+        metrics["audit"] = audit_institutions(
+            model,
+            task,
+            [n.institution for n in federation.nodes],
+            splits,
+            result.feature_stats,
+            epochs=cfg.rounds * train.local_epochs,
+            batch_size=train.batch_size,
+            learning_rate=train.learning_rate,
+            dp=dp,
+            accountant_epsilon=last_eps,
+            seed=cfg.seed,
+            out=cfg.out,
+        )
     report.write_json(cfg.out / "metrics.json", metrics)
     torch.save(model.state_dict(), cfg.out / "model.pt")
     report.plot_rounds(metrics, cfg.out)

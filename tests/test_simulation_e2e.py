@@ -199,3 +199,30 @@ def test_encrypted_aggregation_equals_plaintext_fedavg(tmp_path: Path) -> None:
         for c in r["per_client"].values():
             assert c["bytes_up"] > 0 and c["he-encrypt-s"] > 0
         assert r["he"]["sum_seconds"] > 0
+
+
+def test_audit_after_the_final_round_reports_every_institution(tmp_path: Path) -> None:
+    metrics = run(
+        SimulationConfig(
+            scenario="hospitals",
+            clients=2,
+            rounds=2,
+            seed=2,
+            he=False,
+            out=tmp_path,
+            cpus=2,
+            audit=True,
+        )
+    )
+    assert set(metrics["audit"]) == {"hospital-0", "hospital-1"}
+    for who, rep in metrics["audit"].items():
+        assert rep["accountant_epsilon"] == metrics["rounds"][-1]["epsilon"][who]
+        assert set(rep["attacks"]) == {"loss", "lira"}
+        for a in rep["attacks"].values():
+            assert 0.0 <= a["auc_ci"][0] <= a["auc"] <= a["auc_ci"][1] <= 1.0
+            # the attack may not prove more than DP promised (beyond its interval)
+            assert a["epsilon_lower_bound"] <= rep["accountant_epsilon"]
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert on_disk["audit"] == json.loads(json.dumps(metrics["audit"]))
+    for name in ("audit_roc.png", "audit_epsilon.png"):
+        assert (tmp_path / name).stat().st_size > 1000
