@@ -6,10 +6,11 @@ them exactly as a deployed institution would; only the transport differs.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -130,6 +131,7 @@ def build_federation(cfg: SimulationConfig, task: Task) -> Federation:
         frame = df.iloc[idx].reset_index(drop=True)
         path = data_dir / f"{name}.csv"
         frame.to_csv(path, index=False)
+        _seed_noise_secret(home / "state" / name, cfg.seed, name)
         nodes.append(
             NodeSettings(
                 name,
@@ -143,6 +145,33 @@ def build_federation(cfg: SimulationConfig, task: Task) -> Federation:
         )
         frames.append(frame)
     return Federation(nodes, frames, he_public=public, he_secret=secret)
+
+
+def _run_id(cfg: SimulationConfig, task: Task) -> str:
+    """Named by what the run computes: the same simulation repeats bit for bit (its DP noise
+    is seeded by the run id), and a repeat in the same home is charged once, as it should be,
+    because it releases exactly the same updates."""
+    what = {
+        k: str(v)
+        for k, v in asdict(cfg).items()
+        if k not in ("out", "home", "checkpoint_dir", "resume_run", "ray_address", "cpus", "audit")
+    }
+    what["task"] = task.name
+    digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+    return f"{cfg.scenario}-{digest[:10]}"
+
+
+def _seed_noise_secret(state_dir: Path, seed: int, name: str) -> None:
+    """Simulated institutions derive their DP noise secret from --seed, so a run repeats.
+
+    A deployed institution's secret is random (privacy.dp.noise_seed); here the researcher
+    owns every party, and reproducibility is what a simulation is for.
+    """
+    key = state_dir / "dp-noise.key"
+    if not key.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        key.write_bytes(hashlib.sha256(f"fedkg-sim|{seed}|{name}".encode()).digest())
+        key.chmod(0o600)
 
 
 class _Progress:
@@ -168,7 +197,7 @@ def run(
         smallest = min(len(f) for f in federation.frames)
         dp.check_dataset(int(smallest * (1 - cfg.test_fraction)))
     train = TrainConfig(
-        run_id=cfg.resume_run or uuid.uuid4().hex[:12],
+        run_id=cfg.resume_run or _run_id(cfg, task),
         task=task.name,
         total_rounds=cfg.rounds,
         local_epochs=cfg.local_epochs or task.local_epochs,

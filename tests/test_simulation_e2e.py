@@ -101,6 +101,7 @@ def test_digits_image_task_runs(tmp_path: Path) -> None:
             partition="iid",
             out=tmp_path,
             cpus=2,
+            dp=False,  # learning in two rounds; DP on images is covered in test_dp
         )
     )
     assert metrics["final"]["accuracy"] > 0.5
@@ -226,3 +227,14 @@ def test_audit_after_the_final_round_reports_every_institution(tmp_path: Path) -
     assert on_disk["audit"] == json.loads(json.dumps(metrics["audit"]))
     for name in ("audit_roc.png", "audit_epsilon.png"):
         assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_a_private_run_repeats_exactly_with_its_seed(tmp_path: Path) -> None:
+    import torch
+
+    common = dict(scenario="banks", clients=2, rounds=2, seed=9, he=False, cpus=2)
+    one = run(SimulationConfig(out=tmp_path / "one", **common))
+    two = run(SimulationConfig(out=tmp_path / "two", **common))
+    assert one["rounds"][-1]["epsilon"] == two["rounds"][-1]["epsilon"]
+    a, b = torch.load(tmp_path / "one" / "model.pt"), torch.load(tmp_path / "two" / "model.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
