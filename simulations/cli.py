@@ -80,6 +80,13 @@ def run_command(
     ] = 8.0,
     dp_delta: Annotated[float, typer.Option(help="DP delta; below 1/records")] = 1e-5,
     max_grad_norm: Annotated[float, typer.Option(help="per-sample gradient clip norm")] = 1.0,
+    kg: Annotated[
+        bool,
+        typer.Option(
+            "--kg/--no-kg",
+            help="institutions use their own column names and units, aligned by the knowledge graph",
+        ),
+    ] = True,
     audit: Annotated[
         bool, typer.Option(help="after training, run membership attacks at every institution")
     ] = False,
@@ -119,6 +126,7 @@ def run_command(
         max_grad_norm=max_grad_norm,
         home=home,
         audit=audit,
+        kg=kg,
         checkpoint_dir=checkpoint_dir,
         resume_run=resume,
         ray_address=ray_address,

@@ -28,7 +28,7 @@ from fl_client.run_config import TrainConfig
 from fl_client.tasks import get_task
 from fl_client.tasks.base import Task
 from fl_server.app import ServerSettings, run_federation
-from fl_server.federation import FederationResult, RoundRecord
+from fl_server.federation import FederationPlan, FederationResult, RoundRecord
 from privacy.dp import DPConfig
 from simulations import baseline, report
 from simulations.partition import partition_indices
@@ -67,6 +67,9 @@ class SimulationConfig:
     home: Path | None = None
     # After the final round, every institution runs membership-inference attacks on its data.
     audit: bool = False
+    # Institutions describe their data in their own words (names, units, codes) on cards in
+    # the knowledge graph, whose plan aligns them. False: everyone uses the task's columns.
+    kg: bool = True
     ray_address: str | None = None
     cpus: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -96,9 +99,11 @@ class Federation:
     """The simulated institutions: names, files and their raw frames."""
 
     nodes: list[NodeSettings]
-    frames: list[pd.DataFrame]
+    frames: list[pd.DataFrame]  # in the task's canonical columns, for the baseline
     he_public: Path | None = None
     he_secret: Path | None = None
+    plan: FederationPlan | None = None
+    graph: Any = None  # the knowledge graph holding the cards and the run's provenance
 
 
 def build_federation(cfg: SimulationConfig, task: Task) -> Federation:
@@ -125,12 +130,25 @@ def build_federation(cfg: SimulationConfig, task: Task) -> Federation:
                     f"resuming needs the federation's keys in {home / 'keys'}; pass the same "
                     "--home (or --out) as the run being resumed"
                 )
+    graph = None
+    if cfg.kg:
+        from knowledge_graph.store import KnowledgeGraph
+
+        graph = KnowledgeGraph.open(cfg.out / "kg")
     nodes, frames = [], []
     for i, idx in enumerate(parts):
         name = scenario.institution(i)
         frame = df.iloc[idx].reset_index(drop=True)
         path = data_dir / f"{name}.csv"
-        frame.to_csv(path, index=False)
+        if graph is not None:
+            from knowledge_graph.simulated import localize
+
+            local, card = localize(frame, task.name, i, name, cfg.seed)
+            local.to_csv(path, index=False)
+            graph.add_card(card)
+            (data_dir / f"{name}.card.yaml").write_text(card.to_yaml())
+        else:
+            frame.to_csv(path, index=False)
         _seed_noise_secret(home / "state" / name, cfg.seed, name)
         nodes.append(
             NodeSettings(
@@ -144,7 +162,17 @@ def build_federation(cfg: SimulationConfig, task: Task) -> Federation:
             )
         )
         frames.append(frame)
-    return Federation(nodes, frames, he_public=public, he_secret=secret)
+    plan = None
+    if graph is not None:
+        from knowledge_graph.planner import federation_plan, plan_task
+
+        task_plan = plan_task(graph, task.name)
+        plan = federation_plan(task_plan)  # no member: refuses, naming what each one lacks
+        for who, why in sorted(task_plan.excluded.items()):
+            log.warning("%s does not join %s: %s", who, task.name, why)
+    return Federation(
+        nodes, frames, he_public=public, he_secret=secret, plan=plan, graph=graph
+    )
 
 
 def _run_id(cfg: SimulationConfig, task: Task) -> str:
@@ -215,20 +243,32 @@ def run(
         resume=cfg.resume_run is not None,
         he_public_context=federation.he_public,
         dp=dp,
+        plan=federation.plan or FederationPlan(),
     )
+    if federation.plan is not None and federation.plan.allowed is not None:
+        settings.min_clients = len(federation.plan.allowed)
     progress = _Progress(on_round)
+    listeners: list[Any] = [progress]
+    if federation.graph is not None:
+        from simulations.provenance import ProvenanceListener
+
+        listeners.append(ProvenanceListener(federation.graph, train, federation))
     holder: dict[str, FederationResult] = {}
 
     server_app = ServerApp()
 
     @server_app.main()
     def _main(grid: Grid, context: Context) -> None:
-        holder["result"] = run_federation(grid, settings, listeners=[progress])
+        holder["result"] = run_federation(grid, settings, listeners=listeners)
 
     nodes = federation.nodes
     client_app = build_client_app(lambda ctx: nodes[int(ctx.node_config["partition-id"])])
     started = time.perf_counter()
-    _run_engine(server_app, client_app, cfg)
+    try:
+        _run_engine(server_app, client_app, cfg)
+    finally:
+        if federation.graph is not None:
+            federation.graph.close()
     seconds = time.perf_counter() - started
     if "result" not in holder:
         raise RuntimeError("the simulation ended without a result; see the log above")
@@ -353,6 +393,7 @@ def _metrics(
         "test_fraction": cfg.test_fraction,
         "scaling": cfg.scaling,
         "he": cfg.he,
+        "kg": cfg.kg,
         "dp": cfg.dp,
         **(
             {

@@ -238,3 +238,28 @@ def test_a_private_run_repeats_exactly_with_its_seed(tmp_path: Path) -> None:
     assert one["rounds"][-1]["epsilon"] == two["rounds"][-1]["epsilon"]
     a, b = torch.load(tmp_path / "one" / "model.pt"), torch.load(tmp_path / "two" / "model.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_provenance_of_the_final_model_after_a_run(banks_run: tuple[Path, dict]) -> None:
+    from knowledge_graph.provenance import contributors
+    from knowledge_graph.store import KnowledgeGraph
+
+    out, metrics = banks_run
+    last = metrics["rounds"][-1]
+    with KnowledgeGraph.open(out / "kg") as kg:
+        who = contributors(kg, metrics["config"]["run_id"], f"round-{last['round']}")
+    assert [w for w, _, _ in who] == ["bank-0", "bank-1", "bank-2"]
+    for name, eps, rounds in who:
+        assert eps == pytest.approx(last["epsilon"][name]) and rounds == 3
+
+
+def test_own_column_names_and_units_train_as_well_as_shared_ones(tmp_path: Path) -> None:
+    """Each bank names, codes and scales its columns its own way; the graph aligns them."""
+    common = dict(scenario="banks", clients=3, rounds=3, seed=4, he=False, dp=False, cpus=2)
+    own = run(SimulationConfig(out=tmp_path / "own", kg=True, **common))
+    shared = run(SimulationConfig(out=tmp_path / "shared", kg=False, **common))
+    header = (tmp_path / "own" / "data" / "bank-1.csv").read_text().splitlines()[0]
+    assert "kreditbetrag_dm" in header and "credit_amount" not in header
+    assert "credit_amount_thousand_euro" in (tmp_path / "own" / "data" / "bank-2.csv").read_text()
+    assert own["final"]["accuracy"] == pytest.approx(shared["final"]["accuracy"], abs=0.005)
+    assert own["final"]["auc"] == pytest.approx(shared["final"]["auc"], abs=0.005)

@@ -1,0 +1,9 @@
+"""Errors a user can act on: each message names the card field or query part and the fix."""
+
+
+class KGError(ValueError):
+    """A knowledge-graph operation refused; the store is unchanged."""
+
+
+class CardError(KGError):
+    """A data set card that cannot be read or does not validate."""
