@@ -166,6 +166,12 @@ class Card:
         for i, f in enumerate(self.features):
             g.add((d, FK.feature, _add_feature(g, d, f, f"f{i}")))
         g.add((d, FK.label, _add_feature(g, d, self.label, "label")))
+        # Which tasks' required concepts the card covers, worked out once here so that the
+        # planner's query is a lookup however large the federation grows.
+        have = {concept_ref(f.concept) for f in self.features}
+        for task, needed in _required_concepts().items():
+            if needed <= have:
+                g.add((d, FK.coversConceptsOf, task))
         return g
 
     def to_jsonld(self) -> str:
@@ -325,6 +331,15 @@ def _feature_order(node: Any) -> tuple[int, str]:
     """Cards number their features (#f0, #f1, ...): keep the card's column order."""
     tail = str(node).rsplit("#f", 1)[-1]
     return (int(tail), "") if tail.isdigit() else (1 << 30, str(node))
+
+
+@cache
+def _required_concepts() -> dict[URIRef, frozenset[URIRef]]:
+    onto = ontology()
+    return {
+        t: frozenset(onto.objects(t, FK.requiresConcept))  # type: ignore[misc]
+        for t in onto.subjects(RDF.type, FK.Task)
+    }
 
 
 # --- validation -----------------------------------------------------------------------------

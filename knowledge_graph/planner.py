@@ -24,18 +24,14 @@ from knowledge_graph.store import KnowledgeGraph
 if TYPE_CHECKING:
     from fl_server.federation import FederationPlan
 
+# A card records which tasks' required concepts it covers when it is stored
+# (fk:coversConceptsOf), so this query is a lookup on the store's indexes.
 CANDIDATES = """
 SELECT ?d ?inst ?name ?id WHERE {{
-  BIND(<{task}> AS ?t)
-  ?t fk:modality ?m ; fk:purpose ?purpose ; fk:labelConcept ?label .
-  ?d a dcat:Dataset ; fk:modality ?m ; fk:allowedPurpose ?purpose ;
-     dct:publisher ?inst ; dct:identifier ?id .
+  <{task}> fk:modality ?m ; fk:purpose ?purpose ; fk:labelConcept ?label .
+  ?d fk:coversConceptsOf <{task}> ; fk:modality ?m ; fk:allowedPurpose ?purpose ;
+     dct:publisher ?inst ; dct:identifier ?id ; fk:label/fk:represents ?label .
   ?inst rdfs:label ?name .
-  ?d fk:label/fk:represents ?label .
-  FILTER NOT EXISTS {{
-    ?t fk:requiresConcept ?c .
-    FILTER NOT EXISTS {{ ?d fk:feature/fk:represents ?c }}
-  }}
 }} ORDER BY ?name ?id
 """
 
