@@ -20,6 +20,26 @@ from privacy.dp import sampling as dp_sampling
 from privacy.ledger import Ledger
 
 
+def _noise_multiplier(
+    ledger: Ledger,
+    node: NodeSettings,
+    cfg: TrainConfig,
+    dp: DPConfig,
+    sample_rate: float,
+    steps: int,
+) -> float:
+    """Calibrated once per run: later rounds reuse the run's σ from the ledger."""
+    if dp.noise_multiplier is not None:
+        return dp.noise_multiplier
+    for charge in ledger.charges(node.dataset_id, cfg.run_id):
+        if charge.sample_rate == sample_rate and charge.steps == steps:
+            return charge.noise_multiplier
+    assert dp.target_epsilon is not None
+    return calibrate_noise(
+        dp.target_epsilon, dp.delta, sample_rate, cfg.total_rounds * steps, dp.accountant
+    )
+
+
 @dataclass
 class RoundOutcome:
     model: torch.nn.Module
@@ -55,15 +75,9 @@ def train_round(
     model = dp_ready(model, f"the {task.name} model")
     sample_rate, per_epoch = dp_sampling(data.num_train, cfg.batch_size)
     steps = cfg.local_epochs * per_epoch
-    if dp.noise_multiplier is not None:
-        sigma = dp.noise_multiplier
-    else:
-        assert dp.target_epsilon is not None
-        sigma = calibrate_noise(
-            dp.target_epsilon, dp.delta, sample_rate, cfg.total_rounds * steps, dp.accountant
-        )
     ledger = Ledger(node.ledger_path)
     try:
+        sigma = _noise_multiplier(ledger, node, cfg, dp, sample_rate, steps)
         charge = ledger.charge(
             node.dataset_id,
             cfg.run_id,

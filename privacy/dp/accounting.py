@@ -21,7 +21,12 @@ Step = tuple[float, float, int]  # noise multiplier, sample rate, number of step
 
 def epsilon_of(history: Iterable[Step], delta: float, accountant: str = "prv") -> float:
     """Epsilon at `delta` spent by every step in `history`, composed by Opacus."""
-    steps = [(float(s), float(q), int(n)) for s, q, n in history if n > 0]
+    merged: dict[tuple[float, float], int] = {}
+    for s, q, n in history:
+        if n > 0:  # the same mechanism k times then m times is that mechanism k + m times
+            key = (float(s), float(q))
+            merged[key] = merged.get(key, 0) + int(n)
+    steps = [(s, q, n) for (s, q), n in merged.items()]
     if not steps:
         return 0.0
     if any(s == 0 for s, _, _ in steps):
