@@ -12,6 +12,7 @@ from rich.table import Table
 from fl_client.cli_audit import audit as audit_command
 from fl_client.cli_budget import budget_command
 from fl_client.cli_keys import keys_app
+from fl_client.cli_node import register as register_node_commands
 from fl_client.data import DataError, FeatureMapping, load_table, prepare
 from fl_client.tasks import UnknownTaskError, get_task, list_tasks
 
@@ -23,6 +24,7 @@ app = typer.Typer(
 app.add_typer(keys_app, name="keys")
 app.command("budget")(budget_command)
 app.command("audit")(audit_command)
+register_node_commands(app)
 console = Console()
 
 

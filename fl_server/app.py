@@ -137,12 +137,12 @@ def settings_from_run_config(context: Context) -> ServerSettings:
     rc = context.run_config
     task = get_task(str(rc.get("task", "credit-default")))
     train = TrainConfig(
-        run_id=str(rc.get("run-id", uuid.uuid4().hex[:12])),
+        run_id=str(rc.get("run-id") or uuid.uuid4().hex[:12]),
         task=task.name,
         total_rounds=int(rc.get("num-server-rounds", 3)),
-        local_epochs=int(rc.get("local-epochs", task.local_epochs)),
-        batch_size=int(rc.get("batch-size", task.batch_size)),
-        learning_rate=float(rc.get("learning-rate", task.learning_rate)),
+        local_epochs=int(_or_task_default(rc, "local-epochs", task.local_epochs)),
+        batch_size=int(_or_task_default(rc, "batch-size", task.batch_size)),
+        learning_rate=float(_or_task_default(rc, "learning-rate", task.learning_rate)),
         seed=int(rc.get("seed", 0)),
     )
     checkpoint_dir = str(rc.get("checkpoint-dir", ""))
@@ -152,12 +152,31 @@ def settings_from_run_config(context: Context) -> ServerSettings:
         min_clients=int(rc.get("min-clients", 2)),
         connect_timeout=float(rc.get("connect-timeout", 300.0)),
         round_timeout=float(rc.get("round-timeout", 3600.0)),
+        plan=_plan_from_run_config(rc),
         scaling=str(rc.get("scaling", "federated")),
         checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
         resume=bool(rc.get("resume", False)),
         he_public_context=Path(he_public) if he_public else None,
         dp=dp_from_run_config(rc),
     )
+
+
+def _or_task_default(rc: Any, key: str, default: float) -> Any:
+    """A deployed run's manifest declares every key; 0 there means "the task's default"."""
+    value = rc.get(key)
+    if value is None or (not isinstance(value, bool) and float(value) <= 0):
+        return default
+    return value
+
+
+def _plan_from_run_config(rc: Any) -> FederationPlan:
+    """The knowledge graph's plan (`plan`: JSON); none lets every connected node join."""
+    text = str(rc.get("plan", "") or "")
+    if not text:
+        return FederationPlan()
+    from fl_server.deploy.plan import plan_from_json
+
+    return plan_from_json(text)
 
 
 def dp_from_run_config(rc: Any) -> DPConfig | None:
@@ -175,11 +194,58 @@ def dp_from_run_config(rc: Any) -> DPConfig | None:
 
 app = ServerApp()
 
+# Run-config keys that must not reach the run's stored record.
+_PRIVATE_KEYS = frozenset({"database-url"})
+
+
+def _database_url(rc: Any) -> str | None:
+    """`database-url` from the run config, else $FEDKG_DATABASE_URL, else no recording.
+
+    Every institution receives the run config: a URL with a password belongs in the
+    SuperLink's environment (fl-server start puts it there), not in the run config.
+    """
+    import os
+
+    from fl_server.db.engine import DATABASE_URL_ENV
+
+    return str(rc.get("database-url", "") or "") or os.environ.get(DATABASE_URL_ENV) or None
+
+
+def run_recorder(context: Context, settings: ServerSettings) -> Any:
+    """A RunRecorder writing this run's rounds to the coordinator's database, if it has one."""
+    url = _database_url(context.run_config)
+    if url is None:
+        return None
+    from fl_server.db.recorder import RunRecorder
+
+    config = {k: v for k, v in context.run_config.items() if k not in _PRIVATE_KEYS}
+    config["run-id"] = settings.train.run_id
+    return RunRecorder(url, settings.train.run_id, settings.train.task, config)
+
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     settings = settings_from_run_config(context)
-    result = run_federation(grid, settings)
+    recorder = run_recorder(context, settings)
+    listeners: list[RoundListener] = []
+    if recorder is not None:
+        recorder.start()
+        listeners.append(recorder)
+    try:
+        result = run_federation(grid, settings, listeners)
+    except BaseException as exc:
+        if recorder is not None:
+            status = "failed" if isinstance(exc, Exception) else "cancelled"
+            try:
+                recorder.finish(status, {"error": str(exc)[:500]})
+            except Exception as db_exc:  # the run's own error is the one to report
+                log.error("could not record the run as %s: %s", status, db_exc)
+            recorder.close()
+        raise
+    if recorder is not None:
+        final = result.rounds[-1].metrics if result.rounds else {}
+        recorder.finish("finished", dict(final))
+        recorder.close()
     for r in result.rounds:
         log.warning(
             "round %d: %s  clients=%d",

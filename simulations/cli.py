@@ -147,7 +147,8 @@ def demo(
             SimulationConfig(scenario="hospitals", clients=5, rounds=10, out=out / "hospitals")
         )
         console.print(
-            f"\n[bold green]Demo complete.[/] Results in {out}/banks and {out}/hospitals."
+            f"\n[bold green]Demo complete.[/] Results in {out}/banks and {out}/hospitals.\n"
+            f"Open them in the coordinator's dashboard: [bold].venv/bin/fl-server dashboard {out}[/]"
         )
 
     _guarded(both)
