@@ -46,23 +46,23 @@ class StaticGrid(Grid):
         return list(self.nodes)
 
     def set_run(self, run):  # type: ignore[no-untyped-def]
-        raise NotImplementedError
+        raise AssertionError("a strategy only builds messages; sending them is the test's job")
 
     @property
     def run(self):  # type: ignore[no-untyped-def]
-        raise NotImplementedError
+        raise AssertionError("a strategy only builds messages; sending them is the test's job")
 
     def create_message(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        raise NotImplementedError
+        raise AssertionError("a strategy only builds messages; sending them is the test's job")
 
     def push_messages(self, messages):  # type: ignore[no-untyped-def]
-        raise NotImplementedError
+        raise AssertionError("a strategy only builds messages; sending them is the test's job")
 
     def pull_messages(self, message_ids):  # type: ignore[no-untyped-def]
-        raise NotImplementedError
+        raise AssertionError("a strategy only builds messages; sending them is the test's job")
 
     def send_and_receive(self, messages, *, timeout=None):  # type: ignore[no-untyped-def]
-        raise NotImplementedError
+        raise AssertionError("a strategy only builds messages; sending them is the test's job")
 
 
 @pytest.fixture(autouse=True, scope="module")
