@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rdflib import URIRef
+
 from fl_client.data.mapping import ColumnRule, FeatureMapping
 from fl_client.tasks.base import Task
-from knowledge_graph.cards import Card, FeatureCard, concept_ref
+from knowledge_graph.cards import Card, FeatureCard, concept_curie, concept_ref
 from knowledge_graph.concepts import column_concept
 from knowledge_graph.errors import KGError
-from knowledge_graph.units import scale_between, unit
+from knowledge_graph.units import conversion, unit
 
 
 @dataclass
@@ -43,10 +45,10 @@ def align(task: Task, card: Card) -> Alignment:
         concept = str(column_concept(task, col.name))
         found = by_concept.get(concept, [])
         if not found:
-            result.missing.append(_curie(concept))
+            result.missing.append(concept_curie(URIRef(concept)))
             continue
         if len(found) > 1:
-            result.ambiguous.append(_curie(concept))
+            result.ambiguous.append(concept_curie(URIRef(concept)))
             continue
         f = found[0]
         try:
@@ -61,6 +63,8 @@ def _rule(
     kind: str, task_unit: str | None, categories: tuple[str, ...], f: FeatureCard
 ) -> ColumnRule:
     if kind == "categorical":
+        if f.unit is not None:
+            raise KGError(f"has unit {f.unit!r} but its concept is categorical; drop the unit")
         if not f.values:
             return ColumnRule(source=f.column)
         unknown = sorted(set(f.values.values()) - set(categories))
@@ -68,13 +72,7 @@ def _rule(
             raise KGError(f"recodes onto {unknown[0]!r}, which the task does not know")
         identity = {c: c for c in categories}
         return ColumnRule(source=f.column, recode={**identity, **f.values})
-    scale = scale_between(unit(f.unit), unit(task_unit))
-    return ColumnRule(source=f.column, scale=scale)
-
-
-def _curie(concept: str) -> str:
-    from rdflib import URIRef
-
-    from knowledge_graph.cards import concept_curie
-
-    return concept_curie(URIRef(concept))
+    if f.values:
+        raise KGError("recodes values but its concept is numeric; drop `values` or fix the concept")
+    scale, offset = conversion(unit(f.unit), unit(task_unit))
+    return ColumnRule(source=f.column, scale=scale, offset=offset)

@@ -8,11 +8,13 @@ the format with an example.
 
 from __future__ import annotations
 
+import copy
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import yaml
@@ -22,7 +24,7 @@ from rdflib.namespace import DCAT, DCTERMS, RDF, RDFS, SH, SKOS, XSD
 
 from knowledge_graph.concepts import MODALITIES, ONTOLOGY_DIR, modality_iri
 from knowledge_graph.errors import CardError, KGError
-from knowledge_graph.units import unit
+from knowledge_graph.units import UNITS, by_iri, conversion, unit
 from knowledge_graph.vocab import CONCEPT, FK, PREFIXES, dataset_iri, institution_iri
 
 
@@ -166,12 +168,6 @@ class Card:
         for i, f in enumerate(self.features):
             g.add((d, FK.feature, _add_feature(g, d, f, f"f{i}")))
         g.add((d, FK.label, _add_feature(g, d, self.label, "label")))
-        # Which tasks' required concepts the card covers, worked out once here so that the
-        # planner's query is a lookup however large the federation grows.
-        have = {concept_ref(f.concept) for f in self.features}
-        for task, needed in _required_concepts().items():
-            if needed <= have:
-                g.add((d, FK.coversConceptsOf, task))
         return g
 
     def to_jsonld(self) -> str:
@@ -278,7 +274,15 @@ def card_from_jsonld(text: str, name: str = "card") -> Card:
     return card_from_graph(g, name)
 
 
-def card_from_graph(g: Graph, name: str = "card") -> Card:
+class TripleSource(Protocol):
+    """The part of rdflib's Graph API a card is read through."""
+
+    def subjects(self, predicate: Any, object: Any) -> Iterator[Any]: ...
+    def objects(self, subject: Any, predicate: Any) -> Iterator[Any]: ...
+    def value(self, subject: Any, predicate: Any) -> Any: ...
+
+
+def card_from_graph(g: TripleSource, name: str = "card") -> Card:
     """The card a graph holds (one dcat:Dataset), e.g. a named graph of the store."""
     datasets = list(g.subjects(RDF.type, DCAT.Dataset))
     if len(datasets) != 1:
@@ -291,8 +295,6 @@ def card_from_graph(g: Graph, name: str = "card") -> Card:
         return str(v) if v is not None else ""
 
     def feat(node: Any) -> FeatureCard:
-        from knowledge_graph.units import by_iri
-
         u = g.value(node, FK.unit)
         values = {s(r, FK.localValue): s(r, FK.conceptValue) for r in g.objects(node, FK.recode)}
         concept = g.value(node, FK.represents)
@@ -333,15 +335,6 @@ def _feature_order(node: Any) -> tuple[int, str]:
     return (int(tail), "") if tail.isdigit() else (1 << 30, str(node))
 
 
-@cache
-def _required_concepts() -> dict[URIRef, frozenset[URIRef]]:
-    onto = ontology()
-    return {
-        t: frozenset(onto.objects(t, FK.requiresConcept))  # type: ignore[misc]
-        for t in onto.subjects(RDF.type, FK.Task)
-    }
-
-
 # --- validation -----------------------------------------------------------------------------
 @cache
 def _shapes() -> Graph:
@@ -359,20 +352,28 @@ def ontology() -> Graph:
 def validate_card(card: Card) -> list[str]:
     """Every problem with the card, one line each naming the field and the fix; [] if valid."""
     problems: list[str] = []
+    unknown_units: set[str] = set()
     for i, f in enumerate([*card.features, card.label]):
         try:
             unit(f.unit)
         except KGError as exc:
-            problems.append(f"{_field(card, f, i)}.unit: {exc}")
-    if problems:
-        return problems
+            where = _field(card, f, i)
+            problems.append(f"{where}.unit: {exc}")
+            unknown_units.add(f"{where}.unit:")
+    if unknown_units:  # check the rest as if those units were left out
+        card = copy.deepcopy(card)
+        for f in [*card.features, card.label]:
+            if f.unit is not None and f.unit not in UNITS:
+                f.unit = None
     data = card.to_graph()
     conforms, report, _ = shacl_validate(
         data + ontology(), shacl_graph=_shapes(), inference="none", allow_warnings=True
     )
     if not conforms:
         problems += sorted(set(_violations(card, data, report)))
-    problems += _semantic_problems(card)
+    problems += [
+        p for p in _semantic_problems(card) if not any(p.startswith(u) for u in unknown_units)
+    ]
     return problems
 
 
@@ -412,24 +413,51 @@ def _violations(card: Card, data: Graph, report: Graph) -> list[str]:
 
 
 def _semantic_problems(card: Card) -> list[str]:
-    """What SHACL cannot see: a recoding onto a value the concept does not have."""
+    """What SHACL cannot see: recodings onto unknown values, units that contradict the
+    concept's kind, a column or a concept claimed twice."""
     onto = ontology()
     out = []
+    columns: dict[str, int] = {}
+    concepts: dict[str, list[str]] = {}
     for i, f in enumerate([*card.features, card.label]):
-        allowed = {str(v) for v in onto.objects(concept_ref(f.concept), FK.allowedValue)}
+        where = _field(card, f, i)
+        columns[f.column] = columns.get(f.column, 0) + 1
+        concepts.setdefault(f.concept, []).append(f.column)
+        c = concept_ref(f.concept)
+        if onto.value(c, SKOS.notation) is None:
+            continue  # unknown concepts are SHACL's to report
+        allowed = {str(v) for v in onto.objects(c, FK.allowedValue)}
+        categorical = onto.value(c, FK.valueType) == FK.Categorical
         for local, canonical in sorted(f.values.items()):
             if allowed and canonical not in allowed:
                 out.append(
-                    f"{_field(card, f, i)}.values[{local}]: {canonical!r} is not a value of "
+                    f"{where}.values[{local}]: {canonical!r} is not a value of "
                     f"{f.concept}; use one of {sorted(allowed)}"
                 )
-        if onto.value(concept_ref(f.concept), SKOS.notation) is not None and f.unit is None:
-            expected = onto.value(concept_ref(f.concept), FK.unit)
-            if expected is not None and expected != unit(None).iri:
-                out.append(
-                    f"{_field(card, f, i)}.unit: {f.concept} is a quantity with a unit; "
-                    "say which unit the column is in"
-                )
+        if categorical and f.unit is not None:
+            out.append(f"{where}.unit: {f.concept} is categorical; remove the unit")
+        if not categorical and f.values:
+            out.append(f"{where}.values: {f.concept} is a number; remove `values`")
+        expected = onto.value(c, FK.unit)
+        if not categorical and f.unit is None and expected not in (None, unit(None).iri):
+            out.append(
+                f"{where}.unit: {f.concept} is a quantity with a unit; "
+                "say which unit the column is in"
+            )
+        elif not categorical and f.unit is not None and expected is not None:
+            try:
+                conversion(unit(f.unit), by_iri(expected))  # type: ignore[arg-type]
+            except KGError as exc:
+                out.append(f"{where}.unit: {exc}")
+    for column, n in columns.items():
+        if n > 1 and column:
+            out.append(f"dataset.features[{column}]: described {n} times; describe it once")
+    for concept, cols in concepts.items():
+        if len(cols) > 1 and concept:
+            out.append(
+                f"dataset.features[{cols[1]}].concept: {concept} is already the concept of "
+                f"column {cols[0]!r}; a concept takes one column"
+            )
     return out
 
 
@@ -452,7 +480,3 @@ def noised_counts(
         for v, c in zip(values, counts, strict=True)
     }
     return total, per_class
-
-
-def card_as_dict(card: Card) -> dict[str, Any]:
-    return asdict(card)

@@ -31,10 +31,22 @@ StoreOption = Annotated[
 ]
 
 
-def _store(path: Path | None) -> KnowledgeGraph:
-    return KnowledgeGraph.open(
-        path or Path(os.environ.get("FEDKG_KG_DIR", Path.home() / ".fedkg" / "kg"))
-    )
+def store_dir(path: Path | None) -> Path:
+    """--store, else $FEDKG_KG_DIR, else ~/.fedkg/kg."""
+    if path is not None:
+        return path.expanduser()
+    env = os.environ.get("FEDKG_KG_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".fedkg" / "kg"
+
+
+def _store(path: Path | None, create: bool = False) -> KnowledgeGraph:
+    where = store_dir(path)
+    if not create and not where.exists():
+        raise KGError(
+            f"no knowledge graph at {where}; add a card first (fl-kg add CARD --store {where}) "
+            "or point --store / FEDKG_KG_DIR at an existing one"
+        )
+    return KnowledgeGraph.open(where)
 
 
 def _fail(message: str) -> None:
@@ -66,7 +78,7 @@ def add_command(
     """Validate and store a card (replaces the institution's earlier card for that data set)."""
     try:
         c = load_card(card)
-        with _store(store) as kg:
+        with _store(store, create=True) as kg:
             iri = kg.add_card(c)
     except KGError as exc:
         _fail(str(exc))
@@ -86,6 +98,7 @@ def remove_command(
             kg.remove_dataset(institution, dataset)
     except KGError as exc:
         _fail(str(exc))
+        return
     console.print(f"removed {dataset} of {institution}")
 
 
@@ -112,7 +125,12 @@ def plan_command(
             m.institution,
             m.dataset_id,
             str(sum(r.source != k for k, r in rules)),
-            ", ".join(f"{r.source}×{r.scale:g}" for _, r in rules if r.scale != 1.0) or "-",
+            ", ".join(
+                f"{r.source}×{r.scale:g}" + (f"{r.offset:+g}" if r.offset else "")
+                for _, r in rules
+                if r.scale != 1.0 or r.offset
+            )
+            or "-",
             str(sum(bool(r.recode) for _, r in rules)),
         )
     console.print(table)
@@ -168,6 +186,49 @@ def export_command(
             print(kg.export(fmt, include_ontology=ontology))
     except KGError as exc:
         _fail(str(exc))
+
+
+_SUFFIX_FORMATS = {
+    ".ttl": "turtle",
+    ".trig": "trig",
+    ".nq": "nquads",
+    ".nt": "nt",
+    ".jsonld": "json-ld",
+    ".json": "json-ld",
+}
+
+
+@app.command("import")
+def import_command(
+    file: Annotated[
+        Path, typer.Argument(help="RDF file (Turtle, TriG, N-Quads, N-Triples, JSON-LD)")
+    ],
+    store: StoreOption = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="default: from the file's extension")
+    ] = None,
+    graph: Annotated[
+        str | None, typer.Option(help="put everything into this one named graph (replacing it)")
+    ] = None,
+    trusted: Annotated[
+        bool, typer.Option(help="a dump fl-kg exported: skip card validation, bulk-load")
+    ] = False,
+) -> None:
+    """Load cards and provenance from an export (or another graph); cards are validated."""
+    try:
+        kind = fmt or _SUFFIX_FORMATS.get(file.suffix.lower())
+        if kind is None:
+            raise KGError(f"{file}: cannot tell the format from the name; pass --format")
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            raise KGError(f"{file}: cannot read it ({exc.strerror})") from None
+        with _store(store, create=True) as kg:
+            n = kg.import_data(data, kind, graph, trusted=trusted)
+    except KGError as exc:
+        _fail(str(exc))
+        return
+    console.print(f"imported {n:,} triples from {file}")
 
 
 @app.command("concepts")

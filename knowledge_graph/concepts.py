@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pyshacl import validate as shacl_validate
 from rdflib import Graph, Literal, URIRef
-from rdflib.namespace import DCTERMS, RDF, SKOS
+from rdflib.namespace import DCTERMS, RDF, SH, SKOS
 
 from fl_client.tasks import list_tasks
 from fl_client.tasks.base import Task
@@ -63,7 +64,8 @@ def concepts_graph(tasks: list[Task] | None = None) -> Graph:
         g.add((t, DCTERMS.identifier, Literal(task.name)))
         g.add((t, DCTERMS.description, Literal(task.description, lang="en")))
         g.add((t, FK.modality, modality_iri(task.modality)))
-        g.add((t, FK.purpose, Literal(task.purpose)))
+        if task.purpose:
+            g.add((t, FK.purpose, Literal(task.purpose)))
         for col in (*task.schema.columns, task.schema.target):
             c = column_concept(task, col.name)
             g.add((c, RDF.type, SKOS.Concept))
@@ -83,6 +85,22 @@ def concepts_graph(tasks: list[Task] | None = None) -> Graph:
 
 
 ONTOLOGY_DIR = Path(__file__).parent / "ontology"
+
+
+def validate_registry(tasks: list[Task] | None = None) -> list[str]:
+    """Problems with the tasks' concepts against ontology/registry_shapes.ttl; [] if none.
+
+    Run when a task is added to the registry, before `write_concepts` ships it.
+    """
+    shapes = Graph().parse(ONTOLOGY_DIR / "registry_shapes.ttl", format="turtle")
+    data = concepts_graph(tasks) + Graph().parse(ONTOLOGY_DIR / "fedkg.ttl", format="turtle")
+    conforms, report, _ = shacl_validate(data, shacl_graph=shapes, inference="none")
+    if conforms:
+        return []
+    return sorted(
+        f"{report.value(r, SH.focusNode)}: {report.value(r, SH.resultMessage)}"
+        for r in report.subjects(RDF.type, SH.ValidationResult)
+    )
 
 
 def write_concepts(path: Path = ONTOLOGY_DIR / "concepts.ttl") -> Path:

@@ -7,3 +7,7 @@ class KGError(ValueError):
 
 class CardError(KGError):
     """A data set card that cannot be read or does not validate."""
+
+
+class PlanError(KGError):
+    """No federation can be planned for a task; the message names what each institution lacks."""

@@ -16,6 +16,7 @@ from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.namespace import DCTERMS, PROV, RDF, RDFS, XSD
 
 from knowledge_graph.concepts import task_iri
+from knowledge_graph.errors import KGError
 from knowledge_graph.store import KnowledgeGraph
 from knowledge_graph.vocab import FK, PROVENANCE_GRAPH, RUN, institution_iri, slug
 
@@ -33,10 +34,7 @@ def model_iri(run_id: str, version: str) -> URIRef:
 
 
 def _add(kg: KnowledgeGraph, g: Graph) -> None:
-    with kg._lock:
-        kg._oxigraph().update(
-            f"INSERT DATA {{ GRAPH <{PROVENANCE_GRAPH}> {{\n{g.serialize(format='nt')}\n}} }}"
-        )
+    kg.append(PROVENANCE_GRAPH, g)
 
 
 def record_run(
@@ -99,13 +97,17 @@ def record_round(
 
 
 def record_model(kg: KnowledgeGraph, run_id: str, version: str, rnd: int) -> URIRef:
+    """The model version round `rnd` produced, derived from the one the round before made."""
     g = Graph()
     m = model_iri(run_id, version)
     g.add((m, RDF.type, FK.ModelVersion))
     g.add((m, DCTERMS.identifier, Literal(version)))
     g.add((m, PROV.wasGeneratedBy, round_iri(run_id, rnd)))
-    if rnd > 1:
-        g.add((m, PROV.wasDerivedFrom, model_iri(run_id, f"round-{rnd - 1}")))
+    earlier = kg.query(
+        f"SELECT ?p WHERE {{ ?p a fk:ModelVersion ; prov:wasGeneratedBy <{round_iri(run_id, rnd - 1)}> }}"
+    )
+    for (previous,) in earlier:
+        g.add((m, PROV.wasDerivedFrom, previous))
     _add(kg, g)
     return m
 
@@ -125,10 +127,21 @@ SELECT ?name (MAX(?eps) AS ?epsilon) (COUNT(DISTINCT ?round) AS ?rounds) WHERE {
 
 
 def contributors(
-    kg: KnowledgeGraph, run_id: str, version: str
+    kg: KnowledgeGraph, model: str, version: str | None = None
 ) -> list[tuple[str, float | None, int]]:
-    """Every institution whose updates went into the model version: (name, ε spent, rounds)."""
-    rows = kg.query(CONTRIBUTORS.format(model=model_iri(run_id, version)))
+    """Every institution whose updates went into a model version: (name, ε spent, rounds).
+
+    `model` is the model version's IRI (as `record_model` returns it), or with `version`
+    the run id: `contributors(kg, run_id, "round-3")`. ε is the most the institution had
+    spent in the run by then; rounds, how many rounds up to that version it took part in.
+    """
+    iri = model_iri(model, version) if version is not None else URIRef(model)
+    rows = kg.query(CONTRIBUTORS.format(model=iri))
+    if not rows.bindings and not kg.query(f"ASK {{ <{iri}> a fk:ModelVersion }}").askAnswer:
+        raise KGError(
+            f"no model version {iri} in the graph; list them with "
+            "`fl-kg query 'SELECT ?m WHERE { ?m a fk:ModelVersion }'`"
+        )
     return [
         (str(name), float(eps) if eps is not None else None, int(rounds))
         for name, eps, rounds in rows
